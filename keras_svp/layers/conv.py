@@ -1,0 +1,121 @@
+import keras
+
+from keras_svp.layers.unit import SVPUnit
+from keras_svp.layers.unit import normalization_layer
+
+
+@keras.saving.register_keras_serializable(package="keras_svp")
+class SVPConv2D(SVPUnit):
+    """Conv2D -> normalization -> activation [-> max pooling], one SVP unit.
+
+    The projection sees the whole flattened feature map (after the optional
+    pooling), as in the paper. `projection_pool_size` average-pools the map
+    before flattening, for the projection only: a memory saver for wide maps
+    that leaves the forward pass untouched.
+
+    Args:
+        filters, kernel_size, strides, padding: as in `keras.layers.Conv2D`.
+        activation: activation after the normalization (default `"relu"`).
+        normalization: `"batch"` (default), `"layer"` or `None`.
+        pool_size: optional max-pooling window after the activation.
+        use_bias: whether the convolution has a bias.
+        kernel_initializer, kernel_regularizer: as in `keras.layers.Conv2D`.
+        projection_pool_size: optional average-pooling window before the
+            projection.
+        projection_dim, projection_dropout, projection_scale,
+        alignment_weight, alignment_target, seed: see `SVPUnit`.
+        **kwargs: base `Layer` arguments.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = SVPConv2D(8, 3, pool_size=2, projection_dim=10)
+    >>> layer(np.zeros((2, 8, 8, 1)), training=False).shape
+    (2, 4, 4, 8)
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="same",
+        activation="relu",
+        normalization="batch",
+        pool_size=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        kernel_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.activation = keras.activations.get(activation)
+        self.normalization = normalization
+        self.pool_size = pool_size
+        self.use_bias = use_bias
+        self.conv = keras.layers.Conv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            kernel_regularizer=kernel_regularizer,
+            dtype=self.dtype_policy,
+            name="conv",
+        )
+        self.norm = normalization_layer(
+            normalization, self.dtype_policy, "normalization"
+        )
+        self.pool = (
+            keras.layers.MaxPooling2D(pool_size, dtype=self.dtype_policy, name="pool")
+            if pool_size
+            else None
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def build_body(self, input_shape):
+        self.conv.build(input_shape)
+        if self.norm is not None:
+            self.norm.build(self.conv.compute_output_shape(input_shape))
+
+    def call(self, inputs, training=None):
+        x = self.conv(inputs)
+        if self.norm is not None:
+            x = self.norm(x, training=training)
+        x = self.activation(x)
+        if self.pool is not None:
+            x = self.pool(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        shape = self.conv.compute_output_shape(input_shape)
+        if self.pool is not None:
+            shape = self.pool.compute_output_shape(shape)
+        return shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "activation": keras.activations.serialize(self.activation),
+                "normalization": self.normalization,
+                "pool_size": self.pool_size,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.conv.kernel_initializer
+                ),
+                "kernel_regularizer": keras.regularizers.serialize(
+                    self.conv.kernel_regularizer
+                ),
+            }
+        )
+        return config

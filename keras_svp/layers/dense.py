@@ -1,0 +1,106 @@
+import keras
+
+from keras_svp.layers.unit import SVPUnit
+from keras_svp.layers.unit import normalization_layer
+
+
+@keras.saving.register_keras_serializable(package="keras_svp")
+class SVPDense(SVPUnit):
+    """Dense -> normalization -> activation, trained by its own local loss.
+
+    Args:
+        units: width of the layer.
+        activation: activation after the normalization (default `"relu"`).
+        normalization: `"layer"` (default), `"batch"` or `None`.
+        use_bias: whether the dense layer has a bias.
+        kernel_initializer, bias_initializer, kernel_regularizer,
+        bias_regularizer: as in `keras.layers.Dense`. Regularization losses
+            join this unit's local loss.
+        projection_dim, projection_dropout, projection_scale,
+        alignment_weight, alignment_target, seed: see `SVPUnit`.
+        **kwargs: base `Layer` arguments.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = SVPSequential(
+    ...     [SVPDense(32), keras.layers.Dense(10)], num_classes=10
+    ... )
+    >>> model.compile("adam", "sparse_categorical_crossentropy")
+    >>> x, y = np.random.rand(16, 8), np.random.randint(0, 10, size=16)
+    >>> _ = model.fit(x, y, epochs=1, verbose=0)
+    >>> model.predict(x, verbose=0).shape
+    (16, 10)
+    """
+
+    def __init__(
+        self,
+        units,
+        activation="relu",
+        normalization="layer",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(units, int) or units < 1:
+            raise ValueError(f"units must be a positive integer, got {units!r}.")
+        self.units = units
+        self.activation = keras.activations.get(activation)
+        self.normalization = normalization
+        self.use_bias = use_bias
+        self.dense = keras.layers.Dense(
+            units,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            dtype=self.dtype_policy,
+            name="dense",
+        )
+        self.norm = normalization_layer(
+            normalization, self.dtype_policy, "normalization"
+        )
+        self.input_spec = keras.layers.InputSpec(min_ndim=2)
+
+    def build_body(self, input_shape):
+        self.dense.build(input_shape)
+        if self.norm is not None:
+            self.norm.build(self.compute_output_shape(input_shape))
+
+    def call(self, inputs, training=None):
+        x = self.dense(inputs)
+        if self.norm is not None:
+            x = self.norm(x, training=training)
+        return self.activation(x)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "activation": keras.activations.serialize(self.activation),
+                "normalization": self.normalization,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.dense.kernel_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(
+                    self.dense.bias_initializer
+                ),
+                "kernel_regularizer": keras.regularizers.serialize(
+                    self.dense.kernel_regularizer
+                ),
+                "bias_regularizer": keras.regularizers.serialize(
+                    self.dense.bias_regularizer
+                ),
+            }
+        )
+        return config

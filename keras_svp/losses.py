@@ -1,0 +1,119 @@
+"""The two parts of an SVP unit's local loss, usable on their own.
+
+All functions take backend tensors (or NumPy arrays) and compute in float32,
+whatever the input dtype, so that float16 activations cannot overflow the
+squared norms or underflow the cosine similarities.
+"""
+
+import keras
+from keras import ops
+
+# Below this norm a vector counts as zero: its cosine similarities are 0,
+# never NaN.
+_EPSILON = 1e-12
+
+
+@keras.saving.register_keras_serializable(package="keras_svp")
+def cosine_similarity_matrix(x):
+    """Pairwise cosine similarity of the rows of a batch.
+
+    Args:
+        x: tensor of shape `(batch, ...)`; each sample is flattened.
+
+    Returns:
+        A float32 tensor of shape `(batch, batch)` whose entry `(i, j)` is
+        `cos(x_i, x_j)`. A zero sample has similarity 0 with every sample,
+        itself included.
+
+    Example:
+
+    >>> import numpy as np
+    >>> s = cosine_similarity_matrix(np.array([[1.0, 0.0], [1.0, 1.0]]))
+    >>> np.round(keras.ops.convert_to_numpy(s), 3).tolist()
+    [[1.0, 0.707], [0.707, 1.0]]
+    """
+    x = ops.cast(ops.convert_to_tensor(x), "float32")
+    x = ops.reshape(x, (ops.shape(x)[0], -1))
+    squared_norm = ops.sum(ops.square(x), axis=-1, keepdims=True)
+    x = x * ops.rsqrt(ops.maximum(squared_norm, _EPSILON**2))
+    return ops.matmul(x, ops.transpose(x))
+
+
+@keras.saving.register_keras_serializable(package="keras_svp")
+def alignment_loss(a, b):
+    """Feature-alignment loss between two batches of representations.
+
+    `mean_ij (S(a)_ij - S(b)_ij)^2` where `S` is the pairwise cosine
+    similarity matrix over the batch. The two widths may differ; the loss is
+    invariant to rotation and scale of either argument. Batches of fewer than
+    two samples carry no pairwise geometry, so the loss is 0 for them.
+
+    Args:
+        a: tensor of shape `(batch, ...)`.
+        b: tensor of shape `(batch, ...)`, same batch size as `a`.
+
+    Returns:
+        A float32 scalar.
+
+    Example:
+
+    >>> import numpy as np
+    >>> a = np.random.default_rng(0).normal(size=(8, 5))
+    >>> float(alignment_loss(a, 3.0 * a)) < 1e-6
+    True
+    """
+    s_a = cosine_similarity_matrix(a)
+    s_b = cosine_similarity_matrix(b)
+    loss = ops.mean(ops.square(s_a - s_b))
+    batch_size = ops.shape(s_a)[0]
+    return ops.where(batch_size < 2, ops.zeros_like(loss), loss)
+
+
+@keras.saving.register_keras_serializable(package="keras_svp")
+def local_prediction_loss(y_true, logits, sample_weight=None):
+    """Cross-entropy of labels against projected activations used as logits.
+
+    Labels may be sparse (integer class ids, shape `(batch,)` or
+    `(batch, 1)`) or one-hot / soft (shape `(batch, num_classes)`).
+
+    Args:
+        y_true: labels.
+        logits: tensor of shape `(batch, num_classes)`, the unit's projection.
+        sample_weight: optional per-sample weights of shape `(batch,)`.
+
+    Returns:
+        A float32 scalar: the weighted sum of per-sample losses divided by the
+        batch size, as Keras' default `"sum_over_batch_size"` reduction does.
+
+    Example:
+
+    >>> import numpy as np
+    >>> logits = np.array([[10.0, 0.0], [0.0, 10.0]])
+    >>> float(local_prediction_loss(np.array([0, 1]), logits)) < 1e-3
+    True
+    """
+    logits = ops.cast(ops.convert_to_tensor(logits), "float32")
+    y_true = ops.convert_to_tensor(y_true)
+    if is_sparse_labels(y_true, logits):
+        y_true = ops.reshape(y_true, (-1,))
+        per_sample = ops.sparse_categorical_crossentropy(
+            y_true, logits, from_logits=True
+        )
+    else:
+        per_sample = ops.categorical_crossentropy(
+            ops.cast(y_true, "float32"), logits, from_logits=True
+        )
+    if sample_weight is not None:
+        sample_weight = ops.reshape(
+            ops.cast(ops.convert_to_tensor(sample_weight), "float32"), (-1,)
+        )
+        per_sample = per_sample * sample_weight
+    return ops.mean(per_sample)
+
+
+def is_sparse_labels(y_true, logits):
+    """Whether `y_true` holds class ids rather than one-hot rows for `logits`."""
+    rank = len(y_true.shape)
+    if rank == len(logits.shape) - 1:
+        return True
+    return rank == len(logits.shape) and y_true.shape[-1] == 1

@@ -1,0 +1,385 @@
+"""SVPModel and SVPSequential: Keras models trained unit by unit."""
+
+import keras
+from keras import ops
+
+from keras_svp.layers.unit import SVPUnit
+from keras_svp.layers.unit import call_layer
+from keras_svp.models import validation
+from keras_svp.models.chain import split_units
+from keras_svp.models.trainers import SVPTrainer
+from keras_svp.projections import RandomProjection
+from keras_svp.projections import draw_seed
+
+MODES = ("svp", "bp")
+
+
+@keras.saving.register_keras_serializable(package="keras_svp")
+class SVPModel(SVPTrainer):
+    """A Keras model whose chain of SVP units trains from local losses.
+
+    With `mode="svp"`, `fit` trains every SVP unit from its own local loss
+    (prediction loss on its fixed projection plus `alignment_weight` times
+    the alignment loss with the previous unit), with gradients stopped
+    between units and one gradient computation per unit. The output head,
+    the last trainable layer, is trained by the compiled loss on the
+    detached output of the last unit. With `mode="bp"` the very same model
+    trains end to end on the compiled loss, for comparisons.
+
+    The training step walks the model's *layer chain*: `self.layers` in the
+    order they were assigned. A subclass whose `call` applies its layers in
+    another order, or not as a chain, must override `layer_chain`. Plain
+    layers without weights may sit anywhere; a plain layer with trainable
+    weights is trained by the local loss of the next SVP unit; after the last
+    SVP unit only the head may have trainable weights.
+
+    `fit` logs `loss` (the sum of every unit's local loss and the head's
+    loss), `head_loss`, the compiled metrics on the head's output, and for
+    every SVP unit `<name>_prediction_loss` and `<name>_alignment_loss`.
+    `evaluate` reports the same quantities without projection dropout.
+
+    Args:
+        num_classes: number of classes; `None` takes the head's `units`.
+        mode: `"svp"` (local training) or `"bp"` (backpropagation).
+        input_alignment: if True, the first unit aligns with a fixed random
+            projection of its input; if False (default) the first unit has
+            no alignment term.
+        seed: seed of the input projection; `None` draws one.
+        **kwargs: `keras.Model` arguments such as `name`.
+    """
+
+    def __init__(
+        self, num_classes=None, mode="svp", input_alignment=False, seed=None, **kwargs
+    ):
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+        if num_classes is not None and (
+            not isinstance(num_classes, int) or num_classes < 1
+        ):
+            raise ValueError(
+                f"num_classes must be a positive integer, got {num_classes!r}."
+            )
+        self._mode = mode
+        self.num_classes = num_classes
+        self.input_alignment = bool(input_alignment)
+        self.seed = draw_seed() if seed is None else int(seed)
+        self.input_projection = None
+        self._units = None
+        self._head_layers = None
+        self._unit_trackers = None
+        self._head_loss_tracker = None
+
+    @property
+    def mode(self):
+        """`"svp"` or `"bp"`; fixed at construction (it shapes the metrics)."""
+        return self._mode
+
+    def _lock_state(self):
+        # Like keras.Sequential: metrics trackers are added at compile time,
+        # possibly after build.
+        pass
+
+    def layer_chain(self):
+        """The layers the SVP training step applies, in order."""
+        return [layer for layer in self.layers if layer is not self.input_projection]
+
+    # Building and validation ----------------------------------------------
+
+    def _resolve_num_classes(self):
+        if self.num_classes is not None:
+            return self.num_classes
+        for layer in reversed(self.layer_chain()):
+            if isinstance(layer, SVPUnit):
+                break
+            units = getattr(layer, "units", None)
+            if isinstance(units, int):
+                return units
+        raise ValueError(
+            "Could not infer the number of classes from the output head. "
+            "Pass num_classes=... to the model."
+        )
+
+    def _prepare_units(self):
+        """Gives every SVP unit its projection size before it is built."""
+        num_classes = self._resolve_num_classes()
+        for layer in self.layer_chain():
+            if not isinstance(layer, SVPUnit):
+                continue
+            if layer.projection_dim is None:
+                layer.projection_dim = num_classes
+            elif layer.projection_dim < num_classes:
+                raise ValueError(
+                    f"SVP unit '{layer.name}' has projection_dim="
+                    f"{layer.projection_dim}, fewer than num_classes="
+                    f"{num_classes}: its local head cannot predict every "
+                    "class. Use projection_dim >= num_classes, or None for "
+                    "num_classes."
+                )
+        return num_classes
+
+    def build(self, input_shape):
+        num_classes = self._prepare_units()
+        x = keras.KerasTensor(input_shape, dtype=self.compute_dtype)
+        for layer in self.layer_chain():
+            if isinstance(layer, SVPUnit) and self.input_alignment:
+                if self.input_projection is None:
+                    self.input_projection = RandomProjection(
+                        layer.projection_dim,
+                        dropout=0.0,
+                        seed=self.seed,
+                        name="input_projection",
+                    )
+                    self.input_projection.build(x.shape)
+            x = layer(x)
+        if x.shape[-1] != num_classes:
+            raise ValueError(
+                f"The model's output head '{self.layer_chain()[-1].name}' "
+                f"outputs {x.shape[-1]} values per sample but num_classes="
+                f"{num_classes}. Make the head Dense({num_classes}) or fix "
+                "num_classes."
+            )
+        self.num_classes = num_classes
+        self._units, self._head_layers, _ = split_units(self.layer_chain())
+        self._input_shape = tuple(input_shape)
+        self.built = True
+
+    def _svp_units(self):
+        if self._units is None:
+            raise ValueError(
+                "The model is not built yet: call it on data, or fit it, first."
+            )
+        return self._units
+
+    def _check_input(self, x):
+        expected = getattr(self, "_input_shape", None)
+        if expected is None:
+            return
+        shape = tuple(x.shape)
+        if len(shape) != len(expected) or any(
+            e is not None and s is not None and e != s
+            for e, s in zip(expected[1:], shape[1:])
+        ):
+            raise ValueError(
+                f"Model '{self.name}' was built for inputs of shape "
+                f"{(None,) + expected[1:]}, but got an input of shape {shape}. "
+                "Reshape the data, or build a new model for this shape."
+            )
+
+    # Compile and metrics ---------------------------------------------------
+
+    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
+        if self.mode == "svp" and loss is None:
+            raise ValueError(
+                "An SVP model trains its output head with the compiled loss; "
+                "pass loss=..., e.g. 'sparse_categorical_crossentropy'."
+            )
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+        if self.mode == "svp" and self._unit_trackers is None:
+            names = [
+                layer.name for layer in self.layer_chain() if isinstance(layer, SVPUnit)
+            ]
+            self._unit_trackers = [
+                (
+                    keras.metrics.Mean(name=f"{name}_prediction_loss"),
+                    keras.metrics.Mean(name=f"{name}_alignment_loss"),
+                )
+                for name in names
+            ]
+            self._head_loss_tracker = keras.metrics.Mean(name="head_loss")
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_labels(y, kwargs.get("validation_data"))
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_labels(y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _check_labels(self, y, validation_data=None):
+        num_classes = self._resolve_num_classes()
+        validation.check_array_labels(y, num_classes)
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) > 1:
+            validation.check_array_labels(validation_data[1], num_classes)
+
+    def _update_svp_metrics(self, total_loss, head_loss, unit_losses, batch_size):
+        """Records one batch's losses in the trackers behind the logs."""
+        self._loss_tracker.update_state(total_loss, sample_weight=batch_size)
+        self._head_loss_tracker.update_state(head_loss, sample_weight=batch_size)
+        for (prediction, alignment), (p_tracker, a_tracker) in zip(
+            unit_losses, self._unit_trackers
+        ):
+            p_tracker.update_state(prediction, sample_weight=batch_size)
+            a_tracker.update_state(alignment, sample_weight=batch_size)
+
+    # The local computations the backend trainers differentiate -----------
+
+    def unit_forward(self, index, x, y, sample_weight, previous, training):
+        """Runs unit `index` on a detached input and computes its local loss.
+
+        Args:
+            index: position of the unit in the chain.
+            x: the unit's input (gradients are stopped here).
+            y, sample_weight: the batch's labels and weights.
+            previous: the previous unit's alignment features, or None.
+            training: whether dropout and batch statistics are in training
+                mode.
+
+        Returns:
+            `(loss, (h, features, prediction_loss, alignment_loss))` where
+            `loss` is the unit's total local loss, `h` its activation and
+            `features` what the next unit aligns with.
+        """
+        segment = self._svp_units()[index]
+        unit = segment.svp
+        x = ops.stop_gradient(x)
+        if index == 0:
+            self._check_input(x)
+            if self.input_projection is not None:
+                previous = (
+                    self.input_projection(x, training=False)
+                    if unit.alignment_target == "projection"
+                    else self.input_projection.features(x)
+                )
+        h = x
+        for layer in segment.layers:
+            h = call_layer(layer, h, training)
+        z = unit.project(h, training=training)
+        features = unit.alignment_features(h, z)
+        prediction, alignment = unit.local_losses(
+            y, z, features, previous, sample_weight
+        )
+        loss = prediction + unit.alignment_weight * alignment
+        for layer in segment.layers:
+            for extra in layer.losses:
+                loss = loss + ops.cast(extra, "float32")
+        return loss, (h, ops.stop_gradient(features), prediction, alignment)
+
+    def head_forward(self, h, y, sample_weight, training):
+        """The head on the detached last activation: `(loss, y_pred)`."""
+        y_pred = ops.stop_gradient(h)
+        for layer in self._head_layers:
+            y_pred = call_layer(layer, y_pred, training)
+        loss = ops.cast(self._compile_loss(y, y_pred, sample_weight), "float32")
+        for layer in self._head_layers:
+            for extra in layer.losses:
+                loss = loss + ops.cast(extra, "float32")
+        return loss, y_pred
+
+    def svp_forward(self, x, y, sample_weight, training=False):
+        """All units and the head without gradients, for evaluation.
+
+        Returns `(total_loss, head_loss, unit_losses, y_pred)`.
+        """
+        h, previous, total, unit_losses = x, None, 0.0, []
+        for index in range(len(self._svp_units())):
+            loss, (h, previous, prediction, alignment) = self.unit_forward(
+                index, h, y, sample_weight, previous, training
+            )
+            total = total + loss
+            unit_losses.append((prediction, alignment))
+        head_loss, y_pred = self.head_forward(h, y, sample_weight, training)
+        return total + head_loss, head_loss, unit_losses, y_pred
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "mode": self.mode,
+                "input_alignment": self.input_alignment,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_svp")
+class SVPSequential(SVPModel):
+    """A linear stack of layers trained with SVP (or BP, for comparison).
+
+    Args:
+        layers: list of Keras layers: SVP units, plain layers, and an output
+            head (e.g. `keras.layers.Dense(num_classes)`) last.
+        num_classes: number of classes; `None` takes the head's `units`.
+        mode: `"svp"` or `"bp"`.
+        input_alignment: whether the first unit aligns with a fixed
+            projection of its input.
+        seed: seed of the input projection.
+        **kwargs: `keras.Model` arguments such as `name`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = SVPSequential(
+    ...     [
+    ...         keras.layers.Flatten(),
+    ...         SVPDense(64),
+    ...         SVPDense(64),
+    ...         keras.layers.Dense(10),
+    ...     ]
+    ... )
+    >>> model.compile(
+    ...     "adam", "sparse_categorical_crossentropy", metrics=["accuracy"]
+    ... )
+    >>> x = np.random.rand(32, 8, 8).astype("float32")
+    >>> y = np.random.randint(0, 10, size=32)
+    >>> history = model.fit(x, y, epochs=1, verbose=0)
+    >>> sorted(history.history)[:3]
+    ['accuracy', 'head_loss', 'loss']
+    """
+
+    def __init__(
+        self,
+        layers=None,
+        num_classes=None,
+        mode="svp",
+        input_alignment=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            num_classes=num_classes,
+            mode=mode,
+            input_alignment=input_alignment,
+            seed=seed,
+            **kwargs,
+        )
+        layers = list(layers or [])
+        for layer in layers:
+            if not isinstance(layer, keras.layers.Layer):
+                raise TypeError(
+                    "SVPSequential takes Keras layers; got "
+                    f"{layer!r} of type {type(layer).__name__}."
+                )
+        self._chain = layers
+
+    def layer_chain(self):
+        return list(self._chain)
+
+    def call(self, inputs, training=None):
+        x = inputs
+        for layer in self._chain:
+            x = call_layer(layer, x, training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape
+        for layer in self._chain:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def get_config(self):
+        config = super().get_config()
+        config["layers"] = [
+            keras.saving.serialize_keras_object(layer) for layer in self._chain
+        ]
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layers"] = [
+            keras.saving.deserialize_keras_object(layer) for layer in config["layers"]
+        ]
+        return cls(**config)

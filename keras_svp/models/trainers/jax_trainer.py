@@ -1,0 +1,150 @@
+import jax
+import keras
+from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
+
+
+class JAXSVPTrainer(keras.Model):
+    """SVP steps on JAX: `value_and_grad` per unit inside the jitted step.
+
+    The step is stateless: every unit runs in a `StatelessScope` that maps
+    the model's variables to the values threaded through the step, and the
+    unit's non-trainable updates (BatchNorm statistics, dropout seeds) are
+    read back from the scope and passed on.
+    """
+
+    def _stateless_run(self, fn, trainable, non_trainable, optimizer=None):
+        """Runs `fn()` against the given variable values.
+
+        Returns `(fn's result, updated non-trainable values)`.
+        """
+        mapping = list(zip(self.trainable_variables, trainable))
+        mapping += list(zip(self.non_trainable_variables, non_trainable))
+        if optimizer is not None:
+            mapping += list(zip(self.optimizer.variables, optimizer))
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+            result = fn()
+        updated = []
+        for variable, value in zip(self.non_trainable_variables, non_trainable):
+            new_value = scope.get_current_value(variable)
+            updated.append(value if new_value is None else new_value)
+        return result, updated
+
+    def _variable_indices(self, weights):
+        position = {id(v): i for i, v in enumerate(self.trainable_variables)}
+        return [position[id(w)] for w in weights]
+
+    def _stateless_grad(self, fn, indices, trainable, non_trainable, optimizer):
+        """`value_and_grad` of `fn`'s loss w.r.t. the variables at `indices`.
+
+        `fn()` returns `(loss, aux)`. Returns `(loss, aux, non_trainable,
+        gradients)` with gradients aligned with `indices`.
+        """
+
+        def scaled_loss(selected, non_trainable):
+            values = list(trainable)
+            for i, value in zip(indices, selected):
+                values[i] = value
+
+            def run():
+                loss, aux = fn()
+                return self.optimizer.scale_loss(loss), (loss, aux)
+
+            (scaled, (loss, aux)), updated = self._stateless_run(
+                run, values, non_trainable, optimizer
+            )
+            return scaled, (loss, aux, updated)
+
+        selected = [trainable[i] for i in indices]
+        (_, (loss, aux, non_trainable)), grads = jax.value_and_grad(
+            scaled_loss, has_aux=True
+        )(selected, non_trainable)
+        return loss, aux, non_trainable, grads
+
+    def train_step(self, state, data):
+        if self.mode != "svp":
+            return super().train_step(state, data)
+        trainable, non_trainable, optimizer, metrics = state
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        gradients = [jax.numpy.zeros_like(v) for v in trainable]
+        unit_losses = []
+        h, previous, total = x, None, 0.0
+        for index, segment in enumerate(self._svp_units()):
+            indices = self._variable_indices(segment.trainable_weights)
+
+            def unit_loss(index=index, h=h, previous=previous):
+                return self.unit_forward(
+                    index, h, y, sample_weight, previous, training=True
+                )
+
+            loss, aux, non_trainable, grads = self._stateless_grad(
+                unit_loss, indices, trainable, non_trainable, optimizer
+            )
+            h, previous, prediction, alignment = aux
+            for i, grad in zip(indices, grads):
+                gradients[i] = grad
+            total = total + loss
+            unit_losses.append((prediction, alignment))
+
+        head_weights = [
+            w for layer in self._head_layers for w in layer.trainable_weights
+        ]
+
+        def head_loss_fn(h=h):
+            return self.head_forward(h, y, sample_weight, training=True)
+
+        head_loss, y_pred, non_trainable, grads = self._stateless_grad(
+            head_loss_fn,
+            self._variable_indices(head_weights),
+            trainable,
+            non_trainable,
+            optimizer,
+        )
+        for i, grad in zip(self._variable_indices(head_weights), grads):
+            gradients[i] = grad
+        # One optimizer step for all units, so that the iteration count,
+        # learning-rate schedules and global clipping behave as in Keras.
+        trainable, optimizer = self.optimizer.stateless_apply(
+            optimizer, gradients, trainable
+        )
+        logs, metrics = self._stateless_metrics(
+            metrics,
+            x,
+            y,
+            y_pred,
+            sample_weight,
+            total + head_loss,
+            head_loss,
+            unit_losses,
+        )
+        return logs, (trainable, non_trainable, optimizer, metrics)
+
+    def test_step(self, state, data):
+        if self.mode != "svp":
+            return super().test_step(state, data)
+        trainable, non_trainable, metrics = state
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        (total, head_loss, unit_losses, y_pred), non_trainable = self._stateless_run(
+            lambda: self.svp_forward(x, y, sample_weight, training=False),
+            trainable,
+            non_trainable,
+        )
+        logs, metrics = self._stateless_metrics(
+            metrics, x, y, y_pred, sample_weight, total, head_loss, unit_losses
+        )
+        return logs, (trainable, non_trainable, metrics)
+
+    def _stateless_metrics(
+        self, metrics, x, y, y_pred, sample_weight, total, head_loss, unit_losses
+    ):
+        mapping = list(zip(self.metrics_variables, metrics))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            batch_size = next(i for i in keras.tree.flatten(x) if i is not None).shape[
+                0
+            ]
+            self._update_svp_metrics(total, head_loss, unit_losses, batch_size)
+            logs = self.compute_metrics(x, y, y_pred, sample_weight)
+        updated = []
+        for variable in self.metrics_variables:
+            new_value = scope.get_current_value(variable)
+            updated.append(variable.value if new_value is None else new_value)
+        return logs, updated

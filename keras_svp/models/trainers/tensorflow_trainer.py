@@ -1,0 +1,61 @@
+import keras
+import tensorflow as tf
+from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
+
+
+class TensorFlowSVPTrainer(keras.Model):
+    """SVP steps on TensorFlow: one `GradientTape` per unit."""
+
+    def _build_on_first_trace(self, data):
+        # Without a distribution strategy Keras' TF trainer builds the model
+        # while tracing the step; the SVP step needs it built beforehand.
+        if not self.built:
+            self._symbolic_build(data_batch=data)
+
+    def train_step(self, data):
+        if self.mode != "svp":
+            return super().train_step(data)
+        self._build_on_first_trace(data)
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        gradients, variables, unit_losses = [], [], []
+        h, previous, total = x, None, 0.0
+        for index, segment in enumerate(self._svp_units()):
+            weights = segment.trainable_weights
+            # A fresh tape per unit: it records this unit alone and is
+            # released before the next unit runs.
+            with tf.GradientTape() as tape:
+                loss, (h, previous, prediction, alignment) = self.unit_forward(
+                    index, h, y, sample_weight, previous, training=True
+                )
+                scaled = self.optimizer.scale_loss(loss)
+            if weights:
+                gradients += tape.gradient(scaled, weights)
+                variables += weights
+            total += loss
+            unit_losses.append((prediction, alignment))
+        head_weights = [
+            w for layer in self._head_layers for w in layer.trainable_weights
+        ]
+        with tf.GradientTape() as tape:
+            head_loss, y_pred = self.head_forward(h, y, sample_weight, training=True)
+            scaled = self.optimizer.scale_loss(head_loss)
+        gradients += tape.gradient(scaled, head_weights)
+        variables += head_weights
+        # One optimizer step for all units, so that the iteration count,
+        # learning-rate schedules and global clipping behave as in Keras.
+        self.optimizer.apply(gradients, variables)
+        batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
+        self._update_svp_metrics(total + head_loss, head_loss, unit_losses, batch_size)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        if self.mode != "svp":
+            return super().test_step(data)
+        self._build_on_first_trace(data)
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        total, head_loss, unit_losses, y_pred = self.svp_forward(
+            x, y, sample_weight, training=False
+        )
+        batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
+        self._update_svp_metrics(total, head_loss, unit_losses, batch_size)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

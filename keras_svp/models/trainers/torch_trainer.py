@@ -1,0 +1,51 @@
+import keras
+import torch
+from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
+
+
+class TorchSVPTrainer(keras.Model):
+    """SVP steps on PyTorch: `backward()` per unit on a detached input."""
+
+    def train_step(self, data):
+        if self.mode != "svp":
+            return super().train_step(data)
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        self.zero_grad()
+        gradients, variables, unit_losses = [], [], []
+        h, previous, total = x, None, 0.0
+        for index, segment in enumerate(self._svp_units()):
+            loss, (h, previous, prediction, alignment) = self.unit_forward(
+                index, h, y, sample_weight, previous, training=True
+            )
+            weights = segment.trainable_weights
+            if weights:
+                # Frees this unit's graph (its saved activations) right away.
+                self.optimizer.scale_loss(loss).backward()
+                gradients += [w.value.grad for w in weights]
+                variables += weights
+            total = total + loss.detach()
+            unit_losses.append((prediction.detach(), alignment.detach()))
+        head_loss, y_pred = self.head_forward(h, y, sample_weight, training=True)
+        head_weights = [
+            w for layer in self._head_layers for w in layer.trainable_weights
+        ]
+        self.optimizer.scale_loss(head_loss).backward()
+        gradients += [w.value.grad for w in head_weights]
+        variables += head_weights
+        with torch.no_grad():
+            self.optimizer.apply(gradients, variables)
+        head_loss = head_loss.detach()
+        batch_size = next(i for i in keras.tree.flatten(x) if i is not None).shape[0]
+        self._update_svp_metrics(total + head_loss, head_loss, unit_losses, batch_size)
+        return self.compute_metrics(x, y, y_pred.detach(), sample_weight=sample_weight)
+
+    def test_step(self, data):
+        if self.mode != "svp":
+            return super().test_step(data)
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        total, head_loss, unit_losses, y_pred = self.svp_forward(
+            x, y, sample_weight, training=False
+        )
+        batch_size = next(i for i in keras.tree.flatten(x) if i is not None).shape[0]
+        self._update_svp_metrics(total, head_loss, unit_losses, batch_size)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
