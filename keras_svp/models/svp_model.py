@@ -153,9 +153,12 @@ class SVPModel(SVPTrainer):
 
     def _check_input(self, x):
         expected = getattr(self, "_input_shape", None)
-        if expected is None:
+        if expected is None or not hasattr(x, "shape"):
             return
-        shape = tuple(x.shape)
+        try:
+            shape = tuple(x.shape)
+        except ValueError:  # a TF tensor of unknown rank: checked before fit
+            return
         if len(shape) != len(expected) or any(
             e is not None and s is not None and e != s
             for e, s in zip(expected[1:], shape[1:])
@@ -189,12 +192,18 @@ class SVPModel(SVPTrainer):
             self._head_loss_tracker = keras.metrics.Mean(name="head_loss")
 
     def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_input(x)
         self._check_labels(y, kwargs.get("validation_data"))
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_input(x)
         self._check_labels(y)
         return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._check_input(x)
+        return super().predict(x, *args, **kwargs)
 
     def _check_labels(self, y, validation_data=None):
         num_classes = self._resolve_num_classes()
@@ -232,7 +241,7 @@ class SVPModel(SVPTrainer):
         """
         segment = self._svp_units()[index]
         unit = segment.svp
-        x = ops.stop_gradient(x)
+        x = ops.stop_gradient(ops.convert_to_tensor(x))
         if index == 0:
             self._check_input(x)
             if self.input_projection is not None:

@@ -1,0 +1,247 @@
+"""SVPSequential end to end: fit/evaluate/predict, logs, state, errors."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_svp
+
+CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def mlp(mode="svp", width=32, **kwargs):
+    model = keras_svp.SVPSequential(
+        [
+            keras_svp.SVPDense(width, name="unit_a"),
+            keras_svp.SVPDense(width, name="unit_b"),
+            keras.layers.Dense(10, name="head"),
+        ],
+        mode=mode,
+        **kwargs,
+    )
+    model.compile(keras.optimizers.Adam(1e-3), CE, metrics=["accuracy"])
+    return model
+
+
+def small_batch(n=32, d=64, classes=10):
+    rng = np.random.default_rng(0)
+    return rng.random((n, d)).astype("float32"), rng.integers(0, classes, n)
+
+
+def projections(model):
+    return [
+        keras.ops.convert_to_numpy(layer.projection.kernel).copy()
+        for layer in model.layer_chain()
+        if isinstance(layer, keras_svp.SVPUnit)
+    ]
+
+
+def test_fit_logs_total_loss_head_metrics_and_per_unit_losses():
+    x, y = small_batch()
+    model = mlp()
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0, validation_split=0.25)
+    keys = set(history.history)
+    for name in ("unit_a", "unit_b"):
+        assert f"{name}_prediction_loss" in keys
+        assert f"{name}_alignment_loss" in keys
+        assert f"val_{name}_prediction_loss" in keys
+    assert {"loss", "head_loss", "accuracy", "val_loss", "val_accuracy"} <= keys
+    # `loss` is the sum of every local loss and the head's loss.
+    parts = (
+        history.history["head_loss"][-1]
+        + history.history["unit_a_prediction_loss"][-1]
+        + history.history["unit_b_prediction_loss"][-1]
+        + history.history["unit_b_alignment_loss"][-1]
+    )
+    assert history.history["loss"][-1] == pytest.approx(parts, rel=1e-4)
+    # The first unit has no predecessor to align with (input_alignment=False).
+    assert history.history["unit_a_alignment_loss"][-1] == 0.0
+    assert history.history["unit_b_alignment_loss"][-1] > 0.0
+
+
+def test_bp_mode_logs_only_the_compiled_loss_and_metrics():
+    x, y = small_batch()
+    history = mlp("bp").fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert set(history.history) == {"loss", "accuracy"}
+
+
+def test_evaluate_predict_and_callbacks():
+    x, y = small_batch()
+    model = mlp()
+    seen = []
+    callback = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append(sorted(logs))
+    )
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[callback])
+    assert len(seen) == 2 and "unit_a_prediction_loss" in seen[0]
+    results = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert np.isfinite(results["loss"]) and 0 <= results["accuracy"] <= 1
+    assert model.predict(x, verbose=0).shape == (32, 10)
+
+
+def test_input_alignment_aligns_the_first_unit():
+    x, y = small_batch()
+    model = mlp(input_alignment=True)
+    history = model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert history.history["unit_a_alignment_loss"][-1] > 0.0
+    assert model.input_projection.kernel.shape == (64, 10)
+    assert not model.input_projection.trainable_weights
+
+
+def test_projection_is_fixed_non_trainable_and_saved_exactly(tmp_path):
+    x, y = small_batch()
+    model = mlp()
+    model.build((None, 64))
+    before = projections(model)
+    trainable = {id(w) for w in model.trainable_weights}
+    for layer in model.layer_chain()[:2]:
+        assert id(layer.projection.kernel) not in trainable
+        assert not layer.projection.kernel.trainable
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    for old, new in zip(before, projections(model)):
+        np.testing.assert_array_equal(old, new)
+
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, keras_svp.SVPSequential)
+    assert loaded.mode == "svp" and loaded.num_classes == 10
+    for old, new in zip(before, projections(loaded)):
+        np.testing.assert_array_equal(old, new)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
+    )
+
+
+def test_same_seed_gives_the_reference_projection_on_every_backend():
+    layer = keras_svp.SVPDense(4, projection_dim=3, seed=2024)
+    model = keras_svp.SVPSequential([layer, keras.layers.Dense(3)])
+    model.build((None, 5))
+    reference = keras_svp.projections.projection_matrix(4, 3, 2024)
+    got = keras.ops.convert_to_numpy(layer.projection.kernel)
+    np.testing.assert_array_equal(got, reference)
+    # Golden values, the same whichever backend runs this test.
+    np.testing.assert_allclose(
+        got[0], np.array([0.5144284, 0.8209600, 0.5733598]), atol=1e-6
+    )
+
+
+def test_batchnorm_statistics_update_inside_svp_units(digits):
+    (x, y), _ = digits
+    x = x.reshape(-1, 8, 8, 1)[:64]
+    model = keras_svp.SVPSequential(
+        [
+            keras_svp.SVPConv2D(4, 3, pool_size=2, name="conv_unit"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile("adam", CE)
+    model.build((None, 8, 8, 1))
+    norm = model.layer_chain()[0].norm
+    mean_before = keras.ops.convert_to_numpy(norm.moving_mean).copy()
+    var_before = keras.ops.convert_to_numpy(norm.moving_variance).copy()
+    model.fit(x, y[:64], epochs=1, batch_size=16, verbose=0)
+    assert not np.allclose(keras.ops.convert_to_numpy(norm.moving_mean), mean_before)
+    assert not np.allclose(keras.ops.convert_to_numpy(norm.moving_variance), var_before)
+
+
+def test_projection_dropout_draws_fresh_masks_each_step():
+    layer = keras_svp.SVPDense(16, projection_dim=10, projection_dropout=0.5, seed=3)
+    h = layer(np.ones((4, 8), "float32"))
+    first = keras.ops.convert_to_numpy(layer.project(h, training=True))
+    second = keras.ops.convert_to_numpy(layer.project(h, training=True))
+    assert not np.allclose(first, second)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer.project(h, training=False)),
+        keras.ops.convert_to_numpy(h)
+        @ keras.ops.convert_to_numpy(layer.projection.kernel),
+        rtol=1e-5,
+    )
+
+
+def test_regularization_losses_join_their_units_loss():
+    x, y = small_batch()
+    model = keras_svp.SVPSequential(
+        [
+            keras_svp.SVPDense(
+                32, kernel_regularizer=keras.regularizers.L2(10.0), name="unit_a"
+            ),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile("adam", CE)
+    model.build((None, 64))
+    loss, (_, _, prediction, _) = model.unit_forward(0, x, y, None, None, False)
+    penalty = 10.0 * np.sum(
+        keras.ops.convert_to_numpy(model.layer_chain()[0].dense.kernel) ** 2
+    )
+    assert float(loss) == pytest.approx(float(prediction) + penalty, rel=1e-4)
+
+
+# Errors -------------------------------------------------------------------
+
+
+def test_labels_out_of_range_are_rejected():
+    x, y = small_batch()
+    with pytest.raises(ValueError, match=r"Labels must be class ids in \[0, 10\)"):
+        mlp().fit(x, y + 5, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"\[-1, "):
+        mlp().fit(x, y - 1, epochs=1, verbose=0)
+
+
+def test_one_hot_width_must_match_num_classes():
+    x, y = small_batch()
+    with pytest.raises(ValueError, match="One-hot labels have 7 columns"):
+        mlp().fit(x, np.eye(7)[y % 7], epochs=1, verbose=0)
+
+
+def test_projection_smaller_than_num_classes_is_rejected():
+    model = keras_svp.SVPSequential(
+        [keras_svp.SVPDense(8, projection_dim=4), keras.layers.Dense(10)]
+    )
+    with pytest.raises(ValueError, match="projection_dim=4, fewer than num_classes=10"):
+        model.build((None, 6))
+
+
+def test_num_classes_must_match_the_head():
+    model = keras_svp.SVPSequential(
+        [keras_svp.SVPDense(8), keras.layers.Dense(10)], num_classes=5
+    )
+    with pytest.raises(
+        ValueError, match="outputs 10 values per sample but num_classes=5"
+    ):
+        model.build((None, 6))
+
+
+def test_input_of_the_wrong_rank_is_rejected():
+    x, y = small_batch()
+    model = mlp()
+    model.fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="built for inputs of shape"):
+        model.fit(x.reshape(32, 8, 8), y, epochs=1, verbose=0)
+
+
+def test_model_without_svp_unit_is_rejected():
+    model = keras_svp.SVPSequential([keras.layers.Dense(8), keras.layers.Dense(10)])
+    model.compile("adam", CE)
+    x, y = small_batch()
+    with pytest.raises(ValueError, match="needs at least one SVP unit"):
+        model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_trainable_layer_between_last_unit_and_head_is_rejected():
+    model = keras_svp.SVPSequential(
+        [keras_svp.SVPDense(8), keras.layers.Dense(8), keras.layers.Dense(10)]
+    )
+    with pytest.raises(ValueError, match="Only one trainable layer"):
+        model.build((None, 6))
+
+
+def test_svp_mode_needs_a_compiled_loss_and_a_valid_mode():
+    with pytest.raises(ValueError, match="pass loss="):
+        keras_svp.SVPSequential(
+            [keras_svp.SVPDense(8), keras.layers.Dense(10)]
+        ).compile("adam")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        keras_svp.SVPSequential([keras_svp.SVPDense(8)], mode="backprop")
