@@ -29,7 +29,7 @@ def cosine_similarity_matrix(x):
 
     >>> import numpy as np
     >>> s = cosine_similarity_matrix(np.array([[1.0, 0.0], [1.0, 1.0]]))
-    >>> np.round(keras.ops.convert_to_numpy(s), 3).tolist()
+    >>> np.round(keras.ops.convert_to_numpy(s).astype(float), 3).tolist()
     [[1.0, 0.707], [0.707, 1.0]]
     """
     x = ops.cast(ops.convert_to_tensor(x), "float32")

@@ -30,7 +30,7 @@ class SVPConv2D(SVPUnit):
 
     >>> import numpy as np
     >>> layer = SVPConv2D(8, 3, pool_size=2, projection_dim=10)
-    >>> layer(np.zeros((2, 8, 8, 1)), training=False).shape
+    >>> tuple(layer(np.zeros((2, 8, 8, 1)), training=False).shape)
     (2, 4, 4, 8)
     """
 

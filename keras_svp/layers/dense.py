@@ -26,7 +26,9 @@ class SVPDense(SVPUnit):
     >>> model = SVPSequential(
     ...     [SVPDense(32), keras.layers.Dense(10)], num_classes=10
     ... )
-    >>> model.compile("adam", "sparse_categorical_crossentropy")
+    >>> model.compile(
+    ...     "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    ... )
     >>> x, y = np.random.rand(16, 8), np.random.randint(0, 10, size=16)
     >>> _ = model.fit(x, y, epochs=1, verbose=0)
     >>> model.predict(x, verbose=0).shape

@@ -329,7 +329,9 @@ class SVPSequential(SVPModel):
     ...     ]
     ... )
     >>> model.compile(
-    ...     "adam", "sparse_categorical_crossentropy", metrics=["accuracy"]
+    ...     "adam",
+    ...     keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    ...     metrics=["accuracy"],
     ... )
     >>> x = np.random.rand(32, 8, 8).astype("float32")
     >>> y = np.random.randint(0, 10, size=32)

@@ -1,0 +1,79 @@
+"""One Keras optimizer serves every unit: schedules, clipping, loss scaling."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_svp
+
+CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def model_with(optimizer, width=16):
+    model = keras_svp.SVPSequential(
+        [
+            keras_svp.SVPDense(width, projection_dropout=0.0),
+            keras_svp.SVPDense(width, projection_dropout=0.0),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile(optimizer, CE, metrics=["accuracy"])
+    model.build((None, 64))
+    return model
+
+
+def weights(model):
+    return [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+
+
+def test_learning_rate_schedule_follows_the_step_count(digits):
+    (x, y), _ = digits
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.01, 1, 0.5)
+    model = model_with(keras.optimizers.SGD(schedule))
+    model.fit(x[:64], y[:64], batch_size=16, epochs=1, verbose=0)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 4
+    np.testing.assert_allclose(
+        float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+        0.01 * 0.5**4,
+        rtol=1e-5,
+    )
+
+
+def test_global_clipnorm_clips_all_units_jointly(digits):
+    (x, y), _ = digits
+    model = model_with(keras.optimizers.SGD(1.0, global_clipnorm=1e-3))
+    before = weights(model)
+    model.train_on_batch(x[:32], y[:32])
+    step = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(weights(model), before)))
+    assert step == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_clipvalue_bounds_every_update(digits):
+    (x, y), _ = digits
+    model = model_with(keras.optimizers.SGD(1.0, clipvalue=1e-4))
+    before = weights(model)
+    model.train_on_batch(x[:32], y[:32])
+    largest = max(np.abs(a - b).max() for a, b in zip(weights(model), before))
+    assert 0 < largest <= 1e-4 * (1 + 1e-3)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_training_stays_finite_and_learns(digits, policy):
+    (x, y), (x_test, y_test) = digits
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = model_with(keras.optimizers.Adam(3e-3), width=64)
+        if policy == "mixed_float16":
+            # Keras wraps the optimizer for loss scaling; every unit's loss
+            # goes through its scale_loss.
+            assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        history = model.fit(x, y, batch_size=64, epochs=4, verbose=0)
+        assert all(np.isfinite(v) for v in history.history["loss"])
+        unit = model.layer_chain()[0]
+        h = unit(x_test[:8])
+        assert keras.backend.standardize_dtype(h.dtype) == policy.split("_")[1]
+        assert keras.backend.standardize_dtype(unit.project(h).dtype) == "float32"
+        predictions = model.predict(x_test, verbose=0)
+        assert np.mean(np.argmax(predictions, axis=1) == y_test) > 0.6
+    finally:
+        keras.config.set_dtype_policy("float32")
