@@ -245,3 +245,62 @@ def test_svp_mode_needs_a_compiled_loss_and_a_valid_mode():
         ).compile("adam")
     with pytest.raises(ValueError, match="mode must be one of"):
         keras_svp.SVPSequential([keras_svp.SVPDense(8)], mode="backprop")
+
+
+def test_sample_weights_weight_the_head_and_prediction_losses():
+    x, y = small_batch(16)
+    model = keras_svp.SVPSequential(
+        [
+            keras_svp.SVPDense(8, name="unit_a"),
+            keras_svp.SVPDense(8, name="unit_b"),
+            keras.layers.Dense(10, name="head"),
+        ]
+    )
+    model.compile(keras.optimizers.SGD(0.1), CE)
+    model.build((None, 64))
+    before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+    model.train_on_batch(x, y, sample_weight=np.zeros(16, "float32"))
+    after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+    changed = {
+        w.path.split("/")[1]
+        for w, a, b in zip(model.trainable_weights, after, before)
+        if not np.array_equal(a, b)
+    }
+    # Zero weights silence every prediction loss and the head; only the
+    # (unweighted) alignment loss of the second unit still moves it.
+    assert changed == {"unit_b"}
+
+
+class TwoUnitNet(keras_svp.SVPModel):
+    """A subclassed SVPModel: its chain is its layers in assignment order."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.flatten = keras.layers.Flatten()
+        self.unit_1 = keras_svp.SVPDense(32)
+        self.unit_2 = keras_svp.SVPDense(32)
+        self.head = keras.layers.Dense(10)
+
+    def call(self, inputs, training=None):
+        x = self.flatten(inputs)
+        x = self.unit_1(x, training=training)
+        x = self.unit_2(x, training=training)
+        return self.head(x)
+
+
+def test_subclassed_svp_model_trains_unit_by_unit(digits):
+    (x, y), (x_test, y_test) = digits
+    model = TwoUnitNet()
+    model.compile(keras.optimizers.Adam(3e-3), CE, metrics=["accuracy"])
+    history = model.fit(x.reshape(-1, 8, 8), y, epochs=5, batch_size=64, verbose=0)
+    assert model.layer_chain() == [
+        model.flatten,
+        model.unit_1,
+        model.unit_2,
+        model.head,
+    ]
+    assert f"{model.unit_2.name}_alignment_loss" in history.history
+    accuracy = np.mean(
+        np.argmax(model.predict(x_test.reshape(-1, 8, 8), verbose=0), 1) == y_test
+    )
+    assert accuracy > 0.8
