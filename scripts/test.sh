@@ -10,6 +10,9 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do backends+=("$1"); shift; done
 [ ${#backends[@]} -eq 0 ] && backends=(tensorflow jax torch)
 .venv/bin/ruff check keras_svp tests examples
 .venv/bin/ruff format --check keras_svp tests examples
+# PyTorch's OpenMP threads spin while they wait; on shared cores that makes
+# torch steps up to 10x slower.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 for backend in "${backends[@]}"; do
     echo "=== KERAS_BACKEND=$backend"
     KERAS_BACKEND=$backend .venv/bin/python -m pytest -q "$@"
