@@ -74,7 +74,9 @@ def local_prediction_loss(y_true, logits, sample_weight=None):
     """Cross-entropy of labels against projected activations used as logits.
 
     Labels may be sparse (integer class ids, shape `(batch,)` or
-    `(batch, 1)`) or one-hot / soft (shape `(batch, num_classes)`).
+    `(batch, 1)`) or one-hot / soft (shape `(batch, num_classes)`). The
+    logits may be wider than the number of classes (a projection size above
+    the number of classes); the extra logits are never a target.
 
     Args:
         y_true: labels.
@@ -100,9 +102,13 @@ def local_prediction_loss(y_true, logits, sample_weight=None):
             y_true, logits, from_logits=True
         )
     else:
-        per_sample = ops.categorical_crossentropy(
-            ops.cast(y_true, "float32"), logits, from_logits=True
-        )
+        y_true = ops.cast(y_true, "float32")
+        extra = logits.shape[-1] - y_true.shape[-1]
+        if extra > 0:
+            # A projection wider than the number of classes: the extra
+            # logits are never a target.
+            y_true = ops.pad(y_true, [(0, 0), (0, extra)])
+        per_sample = ops.categorical_crossentropy(y_true, logits, from_logits=True)
     if sample_weight is not None:
         sample_weight = ops.reshape(
             ops.cast(ops.convert_to_tensor(sample_weight), "float32"), (-1,)

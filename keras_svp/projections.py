@@ -84,6 +84,13 @@ def reduce_features(h, reduction="flatten"):
 
 def reduced_dim(shape, reduction="flatten"):
     """Width of `reduce_features` for an activation of `shape`."""
+    if reduction == "cls" and len(shape) not in (2, 3):
+        # Fail at build time, as `reduce_features` would at the first call.
+        raise ValueError(
+            "reduction='cls' takes the first token of a (batch, tokens, "
+            f"channels) sequence, but the activation has shape {tuple(shape)}. "
+            "Use reduction='mean' or 'flatten' for other shapes."
+        )
     if reduction == "flatten":
         dims = shape[1:]
         if any(d is None for d in dims):
@@ -121,7 +128,7 @@ class RandomProjection(keras.layers.Layer):
 
     >>> import numpy as np
     >>> projection = RandomProjection(10, seed=1)
-    >>> projection(np.ones((4, 32))).shape
+    >>> tuple(projection(np.ones((4, 32))).shape)
     (4, 10)
     """
 

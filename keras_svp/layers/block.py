@@ -13,6 +13,11 @@ class SVPBlock(SVPUnit):
     inside should be trained by ordinary backpropagation while the block as
     a whole learns from its own local loss.
 
+    The wrapped layers keep their own dtype policies: under a global
+    `keras.config.set_dtype_policy("mixed_float16")` they all follow it;
+    when passing `dtype=` to the block alone, pass it to the wrapped layers
+    too.
+
     Args:
         layers: non-empty list of Keras layers, applied in order.
         reduction: how the block's output becomes one vector per sample
@@ -31,7 +36,7 @@ class SVPBlock(SVPUnit):
     ...     reduction="mean",
     ...     projection_dim=10,
     ... )
-    >>> block(np.zeros((2, 5, 8))).shape
+    >>> tuple(block(np.zeros((2, 5, 8))).shape)
     (2, 5, 16)
     """
 
@@ -61,7 +66,6 @@ class SVPBlock(SVPUnit):
         x = keras.KerasTensor(input_shape, dtype=self.compute_dtype)
         for layer in self.block_layers:
             x = layer(x)
-        self._output_shape = tuple(x.shape)
 
     def call(self, inputs, training=None):
         x = inputs
@@ -70,12 +74,12 @@ class SVPBlock(SVPUnit):
         return x
 
     def compute_output_shape(self, input_shape):
-        if not self.built:
-            x = keras.KerasTensor(input_shape, dtype=self.compute_dtype)
-            for layer in self.block_layers:
-                x = layer.compute_output_spec(x)
-            return tuple(x.shape)
-        return self._output_shape
+        # Always from `input_shape`: a shape cached at build time would carry
+        # the build-time batch size (and token count) to every later input.
+        x = keras.KerasTensor(input_shape, dtype=self.compute_dtype)
+        for layer in self.block_layers:
+            x = layer.compute_output_spec(x)
+        return tuple(x.shape)
 
     def get_config(self):
         config = super().get_config()

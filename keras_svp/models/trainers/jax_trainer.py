@@ -79,6 +79,11 @@ class JAXSVPTrainer(keras.Model):
             loss, aux, non_trainable, grads = self._stateless_grad(
                 unit_loss, indices, trainable, non_trainable, optimizer
             )
+            # Tie the unit's outputs to its gradients: the next unit cannot
+            # start before this unit's backward pass is done, so XLA frees
+            # this unit's activations first instead of running all forward
+            # passes ahead and keeping every unit's activations alive.
+            aux, grads = jax.lax.optimization_barrier((aux, grads))
             h, previous, prediction, alignment = aux
             for i, grad in zip(indices, grads):
                 gradients[i] = grad
