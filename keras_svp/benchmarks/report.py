@@ -1,0 +1,220 @@
+"""Benchmark results as JSON, Markdown tables and PNG plots."""
+
+import json
+import math
+import os
+import statistics
+from collections import defaultdict
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def save_json(rows, path):
+    with open(path, "w") as f:
+        json.dump(rows, f, indent=1, default=float)
+
+
+def load_json(paths):
+    rows = []
+    for path in paths:
+        with open(path) as f:
+            rows.extend(json.load(f))
+    return rows
+
+
+def _backends(rows):
+    present = {row["backend"] for row in rows}
+    return [b for b in BACKENDS if b in present]
+
+
+def _fmt(value, digits=1):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def _table(header, lines):
+    out = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def _index(rows, benchmark, *keys):
+    index = {}
+    for row in rows:
+        if row["benchmark"] == benchmark:
+            index[tuple(row[k] for k in keys)] = row
+    return index
+
+
+def memory_table(rows):
+    index = _index(rows, "memory", "backend", "depth", "mode")
+    backends = _backends([r for r in rows if r["benchmark"] == "memory"])
+    depths = sorted({key[1] for key in index})
+    header = ["depth"]
+    for b in backends:
+        header += [f"{b} BP MiB", f"{b} SVP MiB", f"{b} BP/SVP"]
+    lines = []
+    for depth in depths:
+        line = [depth]
+        for b in backends:
+            bp = index.get((b, depth, "bp"), {}).get("step_mib")
+            svp = index.get((b, depth, "svp"), {}).get("step_mib")
+            ratio = bp / svp if bp and svp else None
+            line += [_fmt(bp), _fmt(svp), _fmt(ratio, 2)]
+        lines.append(line)
+    methods = {
+        b: next(
+            r["method"]
+            for r in rows
+            if r["benchmark"] == "memory" and r["backend"] == b
+        )
+        for b in backends
+    }
+    notes = "\n".join(f"- {b}: {m}" for b, m in methods.items())
+    rss = rss_table(rows)
+    return (
+        _table(header, lines)
+        + "\n\nAccounting:\n"
+        + notes
+        + ("\n\n" + rss if rss else "")
+    )
+
+
+def rss_table(rows):
+    index = _index(rows, "rss", "backend", "depth", "mode")
+    if not index:
+        return ""
+    backends = _backends([r for r in rows if r["benchmark"] == "rss"])
+    depths = sorted({key[1] for key in index})
+    header = ["depth"] + [
+        f"{b} {m} RSS growth MiB" for b in backends for m in ("BP", "SVP")
+    ]
+    lines = [
+        [depth]
+        + [
+            _fmt(index.get((b, depth, m), {}).get("rss_step_mib"))
+            for b in backends
+            for m in ("bp", "svp")
+        ]
+        for depth in depths
+    ]
+    return (
+        "Cross-check: peak resident memory of a fresh process over a few "
+        "steps, minus its resident memory before the first step.\n\n"
+        + _table(header, lines)
+    )
+
+
+def speed_table(rows):
+    index = _index(rows, "speed", "backend", "depth", "mode")
+    backends = _backends([r for r in rows if r["benchmark"] == "speed"])
+    depths = sorted({key[1] for key in index})
+    header = ["depth"]
+    for b in backends:
+        header += [f"{b} BP ms", f"{b} SVP ms", f"{b} SVP/BP"]
+    if any(key[2] == "reference" for key in index):
+        header += ["jax hand-written SVP ms", "jax Keras/hand-written"]
+    lines = []
+    for depth in depths:
+        line = [depth]
+        for b in backends:
+            bp = index.get((b, depth, "bp"), {}).get("step_ms")
+            svp = index.get((b, depth, "svp"), {}).get("step_ms")
+            line += [_fmt(bp), _fmt(svp), _fmt(svp / bp if bp and svp else None, 2)]
+        if len(header) > 1 + 3 * len(backends):
+            ref = index.get(("jax", depth, "reference"), {}).get("step_ms")
+            svp = index.get(("jax", depth, "svp"), {}).get("step_ms")
+            line += [_fmt(ref), _fmt(svp / ref if ref and svp else None, 2)]
+        lines.append(line)
+    return _table(header, lines)
+
+
+def _mean_std(values):
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def accuracy_table(rows, benchmark="accuracy", key="architecture"):
+    groups = defaultdict(list)
+    for row in rows:
+        if row["benchmark"] == benchmark:
+            label = (
+                row.get(key)
+                if key != "architecture"
+                else f"{row['architecture']} {row['mode']}"
+            )
+            groups[(label, row["backend"])].append(row["test_accuracy"])
+    if not groups:
+        return ""
+    backends = _backends([r for r in rows if r["benchmark"] == benchmark])
+    labels = list(dict.fromkeys(label for label, _ in groups))
+    header = [key if key != "architecture" else "model"] + [
+        f"{b} test accuracy % (n)" for b in backends
+    ]
+    lines = []
+    for label in labels:
+        line = [label]
+        for b in backends:
+            values = groups.get((label, b))
+            line.append(f"{_mean_std(values)} ({len(values)})" if values else "–")
+        lines.append(line)
+    return _table(header, lines)
+
+
+def markdown(rows, title="keras-svp benchmark", context=None):
+    parts = [f"# {title}"]
+    if context:
+        parts.append("\n".join(f"- {k}: {v}" for k, v in context.items()))
+    sections = [
+        ("Peak training-step memory vs depth", "memory", memory_table),
+        ("Median training-step time vs depth", "speed", speed_table),
+        ("Test accuracy, mean ± std over seeds", "accuracy", accuracy_table),
+        (
+            "Ablation of the SVP MLP",
+            "ablation",
+            lambda r: accuracy_table(r, "ablation", "variant"),
+        ),
+    ]
+    for heading, benchmark, render in sections:
+        if any(row["benchmark"] == benchmark for row in rows):
+            parts.append(f"## {heading}\n\n{render(rows)}")
+    return "\n\n".join(parts) + "\n"
+
+
+def plot_memory(rows, path):
+    """Memory against depth, BP and SVP, one panel per backend (Fig. 2)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    memory = [r for r in rows if r["benchmark"] == "memory"]
+    backends = _backends(memory)
+    if not backends:
+        return None
+    fig, axes = plt.subplots(1, len(backends), figsize=(4.2 * len(backends), 3.4))
+    axes = [axes] if len(backends) == 1 else list(axes)
+    for ax, backend in zip(axes, backends):
+        for mode, style in (("bp", "o-"), ("svp", "s-")):
+            points = sorted(
+                (r["depth"], r["step_mib"])
+                for r in memory
+                if r["backend"] == backend and r["mode"] == mode
+            )
+            if points:
+                ax.plot(*zip(*points), style, label=mode.upper())
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("depth (units)")
+        ax.set_ylabel("step memory (MiB)")
+        ax.set_title(backend)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
