@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_svp import losses
+from keras_svp.layers.normalization import LayerNormalization
 from keras_svp.projections import RandomProjection
 from keras_svp.projections import draw_seed
 from keras_svp.projections import validate_projection_args
@@ -151,7 +152,7 @@ def normalization_layer(normalization, dtype, name):
     if normalization is None or normalization == "none":
         return None
     if normalization == "layer":
-        return keras.layers.LayerNormalization(dtype=dtype, name=name)
+        return LayerNormalization(dtype=dtype, name=name)
     if normalization == "batch":
         return keras.layers.BatchNormalization(dtype=dtype, name=name)
     raise ValueError(
