@@ -304,3 +304,17 @@ def test_subclassed_svp_model_trains_unit_by_unit(digits):
         np.argmax(model.predict(x_test.reshape(-1, 8, 8), verbose=0), 1) == y_test
     )
     assert accuracy > 0.8
+
+
+def test_tf_data_input_and_steps_per_execution():
+    import tensorflow as tf
+
+    x, y = small_batch(64)
+    model = keras_svp.SVPSequential([keras_svp.SVPDense(16), keras.layers.Dense(10)])
+    # Keras' PyTorch trainer runs one step per execution only.
+    steps = 1 if keras.backend.backend() == "torch" else 2
+    model.compile(keras.optimizers.Adam(), CE, steps_per_execution=steps)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    history = model.fit(dataset, epochs=2, verbose=0, validation_data=dataset)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 16
+    assert "val_svp_dense_prediction_loss" in history.history
