@@ -211,8 +211,15 @@ class SVPModel(SVPTrainer):
         if isinstance(validation_data, (tuple, list)) and len(validation_data) > 1:
             validation.check_array_labels(validation_data[1], num_classes)
 
-    def _update_svp_metrics(self, total_loss, head_loss, unit_losses, batch_size):
+    @property
+    def head_weights(self):
+        """Trainable weights of the head, trained by the compiled loss."""
+        return [w for layer in self._head_layers for w in layer.trainable_weights]
+
+    def _update_svp_metrics(self, x, total_loss, head_loss, unit_losses):
         """Records one batch's losses in the trackers behind the logs."""
+        first_input = next(i for i in keras.tree.flatten(x) if i is not None)
+        batch_size = ops.shape(first_input)[0]
         self._loss_tracker.update_state(total_loss, sample_weight=batch_size)
         self._head_loss_tracker.update_state(head_loss, sample_weight=batch_size)
         for (prediction, alignment), (p_tracker, a_tracker) in zip(

@@ -90,21 +90,19 @@ class JAXSVPTrainer(keras.Model):
             total = total + loss
             unit_losses.append((prediction, alignment))
 
-        head_weights = [
-            w for layer in self._head_layers for w in layer.trainable_weights
-        ]
+        head_indices = self._variable_indices(self.head_weights)
 
         def head_loss_fn(h=h):
             return self.head_forward(h, y, sample_weight, training=True)
 
         head_loss, y_pred, non_trainable, grads = self._stateless_grad(
             head_loss_fn,
-            self._variable_indices(head_weights),
+            head_indices,
             trainable,
             non_trainable,
             optimizer,
         )
-        for i, grad in zip(self._variable_indices(head_weights), grads):
+        for i, grad in zip(head_indices, grads):
             gradients[i] = grad
         # One optimizer step for all units, so that the iteration count,
         # learning-rate schedules and global clipping behave as in Keras.
@@ -143,10 +141,7 @@ class JAXSVPTrainer(keras.Model):
     ):
         mapping = list(zip(self.metrics_variables, metrics))
         with keras.StatelessScope(state_mapping=mapping) as scope:
-            batch_size = next(i for i in keras.tree.flatten(x) if i is not None).shape[
-                0
-            ]
-            self._update_svp_metrics(total, head_loss, unit_losses, batch_size)
+            self._update_svp_metrics(x, total, head_loss, unit_losses)
             logs = self.compute_metrics(x, y, y_pred, sample_weight)
         updated = []
         for variable in self.metrics_variables:

@@ -33,9 +33,7 @@ class TensorFlowSVPTrainer(keras.Model):
                 variables += weights
             total += loss
             unit_losses.append((prediction, alignment))
-        head_weights = [
-            w for layer in self._head_layers for w in layer.trainable_weights
-        ]
+        head_weights = self.head_weights
         with tf.GradientTape() as tape:
             head_loss, y_pred = self.head_forward(h, y, sample_weight, training=True)
             scaled = self.optimizer.scale_loss(head_loss)
@@ -44,8 +42,7 @@ class TensorFlowSVPTrainer(keras.Model):
         # One optimizer step for all units, so that the iteration count,
         # learning-rate schedules and global clipping behave as in Keras.
         self.optimizer.apply(gradients, variables)
-        batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
-        self._update_svp_metrics(total + head_loss, head_loss, unit_losses, batch_size)
+        self._update_svp_metrics(x, total + head_loss, head_loss, unit_losses)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def test_step(self, data):
@@ -56,6 +53,5 @@ class TensorFlowSVPTrainer(keras.Model):
         total, head_loss, unit_losses, y_pred = self.svp_forward(
             x, y, sample_weight, training=False
         )
-        batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
-        self._update_svp_metrics(total, head_loss, unit_losses, batch_size)
+        self._update_svp_metrics(x, total, head_loss, unit_losses)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

@@ -26,17 +26,14 @@ class TorchSVPTrainer(keras.Model):
             total = total + loss.detach()
             unit_losses.append((prediction.detach(), alignment.detach()))
         head_loss, y_pred = self.head_forward(h, y, sample_weight, training=True)
-        head_weights = [
-            w for layer in self._head_layers for w in layer.trainable_weights
-        ]
+        head_weights = self.head_weights
         self.optimizer.scale_loss(head_loss).backward()
         gradients += [w.value.grad for w in head_weights]
         variables += head_weights
         with torch.no_grad():
             self.optimizer.apply(gradients, variables)
         head_loss = head_loss.detach()
-        batch_size = next(i for i in keras.tree.flatten(x) if i is not None).shape[0]
-        self._update_svp_metrics(total + head_loss, head_loss, unit_losses, batch_size)
+        self._update_svp_metrics(x, total + head_loss, head_loss, unit_losses)
         return self.compute_metrics(x, y, y_pred.detach(), sample_weight=sample_weight)
 
     def test_step(self, data):
@@ -46,6 +43,5 @@ class TorchSVPTrainer(keras.Model):
         total, head_loss, unit_losses, y_pred = self.svp_forward(
             x, y, sample_weight, training=False
         )
-        batch_size = next(i for i in keras.tree.flatten(x) if i is not None).shape[0]
-        self._update_svp_metrics(total, head_loss, unit_losses, batch_size)
+        self._update_svp_metrics(x, total, head_loss, unit_losses)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
