@@ -29,8 +29,14 @@ class TensorFlowSVPTrainer(keras.Model):
                 )
                 scaled = self.optimizer.scale_loss(loss)
             if weights:
-                gradients += tape.gradient(scaled, weights)
+                unit_gradients = tape.gradient(scaled, weights)
+                gradients += unit_gradients
                 variables += weights
+                # The next unit waits for this unit's gradients: otherwise
+                # the graph executor may run forward passes ahead and keep
+                # several units' activations alive at once.
+                with tf.control_dependencies(unit_gradients):
+                    h, previous = tf.identity(h), tf.identity(previous)
             total += loss
             unit_losses.append((prediction, alignment))
         head_weights = self.head_weights

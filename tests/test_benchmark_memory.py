@@ -1,0 +1,103 @@
+"""The memory benchmark: per-backend step accounting and the peak-RSS child."""
+
+import sys
+
+import keras
+import pytest
+
+from keras_svp.benchmarks.memory import peak_rss
+from keras_svp.benchmarks.memory import step_memory
+from keras_svp.benchmarks.models import build_mlp
+from keras_svp.benchmarks.models import synthetic_batch
+
+BACKEND = keras.backend.backend()
+
+# (batch_size, width) where backprop's step at depth 4 clearly needs more than
+# SVP's by the backend's accounting. JAX and TensorFlow count gradients and
+# optimizer temporaries too (4 MiB per 1024x1024 kernel), so activations must
+# be large enough to show; TensorFlow on CPU counts nothing under 256 KiB.
+SIZES = {"jax": (256, 1024), "torch": (256, 256), "tensorflow": (1024, 1024)}
+BATCH, WIDTH = SIZES[BACKEND]
+DEPTH = 4
+
+
+def measure(depth, mode, jit_compile=None):
+    x, y = synthetic_batch(BATCH, WIDTH)
+    model = build_mlp(depth, WIDTH, mode)
+    if jit_compile is not None:
+        model.jit_compile = jit_compile
+    result = step_memory(model, x, y)
+    keras.backend.clear_session()
+    return result
+
+
+@pytest.fixture(scope="module")
+def depth_4():
+    # TensorFlow: the XLA-compiled step (what `fit` runs on a GPU). Without
+    # XLA (the CPU default) TF's executor may run an SVP unit's forward pass
+    # before the previous unit's backward pass -- the TF trainer does not
+    # order them -- so SVP's step can peak as high as backprop's there.
+    jit_compile = True if BACKEND == "tensorflow" else None
+    return {mode: measure(DEPTH, mode, jit_compile) for mode in ("bp", "svp")}
+
+
+def test_step_memory_reports_the_backend_accounting(depth_4):
+    for mode, result in depth_4.items():
+        assert result["backend"] == BACKEND
+        assert isinstance(result["method"], str) and result["method"]
+        assert result["step_mib"] > 0, mode
+    if BACKEND == "jax":
+        for result in depth_4.values():
+            assert result["temp_mib"] == result["step_mib"]
+            assert result["argument_mib"] > 0
+            assert result["jit_compile"] is True
+    elif BACKEND == "torch":
+        for result in depth_4.values():
+            assert result["saved_peak_mib"] == result["step_mib"]
+            assert result["saved_total_mib"] >= result["saved_peak_mib"]
+    else:
+        for result in depth_4.values():
+            assert 0 < result["step_mib_min"] <= result["step_mib"]
+            assert result["repeats"] == 3
+            assert result["held_mib"] > 0
+            assert result["jit_compile"] is True
+            assert "XLA-compiled" in result["method"]
+
+
+def test_backprop_step_needs_more_memory_than_svp(depth_4):
+    assert depth_4["bp"]["step_mib"] > depth_4["svp"]["step_mib"]
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TF graph mode")
+def test_tensorflow_graph_mode_step_grows_with_backprop_depth():
+    shallow, deep = measure(1, "bp", False), measure(DEPTH, "bp", False)
+    assert shallow["jit_compile"] is False
+    assert "not XLA" in shallow["method"]
+    assert deep["step_mib_min"] > shallow["step_mib"] > 0
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="autograd's saved tensors")
+def test_torch_svp_frees_every_unit_before_the_next(depth_4):
+    bp, svp = depth_4["bp"], depth_4["svp"]
+    # One backward pass per unit and one for the head, against one.
+    assert svp["backward_passes"] == DEPTH + 1
+    assert bp["backward_passes"] == 1
+    assert svp["saved_after_mib"] == bp["saved_after_mib"] == 0
+    # So SVP's peak is one unit's whatever the depth; backprop's grows.
+    shallow = {mode: measure(2, mode) for mode in ("bp", "svp")}
+    assert shallow["svp"]["step_mib"] == svp["step_mib"]
+    assert bp["step_mib"] > 1.5 * shallow["bp"]["step_mib"]
+
+
+def test_peak_rss_runs_a_fresh_process():
+    result = peak_rss(depth=1, width=32, batch_size=32, mode="svp", steps=2)
+    assert result["backend"] == BACKEND
+    assert result["steps"] == 2
+    assert result["rss_before_mib"] > 0
+    assert result["rss_peak_mib"] >= result["rss_before_mib"]
+    assert result["rss_step_mib"] == pytest.approx(
+        result["rss_peak_mib"] - result["rss_before_mib"]
+    )
+    if sys.platform.startswith("linux"):
+        assert result["warm_peak_mib"] >= result["warm_before_mib"] > 0
+        assert result["warm_step_mib"] >= 0
