@@ -87,22 +87,24 @@ def rss_table(rows):
         return ""
     backends = _backends([r for r in rows if r["benchmark"] == "rss"])
     depths = sorted({key[1] for key in index})
-    header = ["depth"] + [
-        f"{b} {m} RSS growth MiB" for b in backends for m in ("BP", "SVP")
-    ]
+    header = ["depth"] + [f"{b} {m}" for b in backends for m in ("BP", "SVP")]
+
+    def cell(row):
+        return (
+            f"{_fmt(row.get('warm_step_mib'), 0)} / {_fmt(row.get('rss_step_mib'), 0)}"
+        )
+
     lines = [
         [depth]
-        + [
-            _fmt(index.get((b, depth, m), {}).get("rss_step_mib"))
-            for b in backends
-            for m in ("bp", "svp")
-        ]
+        + [cell(index.get((b, depth, m), {})) for b in backends for m in ("bp", "svp")]
         for depth in depths
     ]
     return (
-        "Cross-check: peak resident memory of a fresh process over a few "
-        "steps, minus its resident memory before the first step.\n\n"
-        + _table(header, lines)
+        "Cross-check: resident memory (MiB) a fresh process adds while training, "
+        "as *warm / all*: over the steps after the first (no tracing or "
+        "compilation), and over all steps (compilation included). It counts "
+        "everything the process touches, including allocator caches (TensorFlow "
+        "keeps its memory, so its warm figures stay small).\n\n" + _table(header, lines)
     )
 
 

@@ -1,0 +1,279 @@
+"""`python -m keras_svp.benchmarks`: SVP against backprop, side by side.
+
+Each backend runs in its own process (Keras picks its backend at import);
+this process gathers their JSON rows into one Markdown table and plot.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from keras_svp.benchmarks import report
+
+ALL = ("memory", "speed", "accuracy", "ablation")
+
+# The full profile follows the issue's protocol; --quick only checks that
+# the harness works end to end (its numbers mean nothing).
+PROFILES = {
+    "full": {
+        "depths": "2,4,8,16,32",
+        "width": 2048,
+        "batch_size": 1024,
+        "speed_repeats": 3,
+        "rss_steps": 2,
+        "dataset": "fashion_mnist",
+        "epochs": 3,
+        "seeds": "0,1,2",
+        "ablation_epochs": 3,
+        "ablation_seeds": "0,1",
+        "train_limit": None,
+    },
+    "quick": {
+        "depths": "2,4",
+        # TensorFlow's CPU allocator counts buffers of 256 KiB and more only.
+        "width": 256,
+        "batch_size": 256,
+        "speed_repeats": 3,
+        "rss_steps": 2,
+        "dataset": "digits",
+        "epochs": 1,
+        "seeds": "0",
+        "ablation_epochs": 1,
+        "ablation_seeds": "0",
+        "train_limit": 300,
+    },
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_svp.benchmarks",
+        description="Memory, speed and accuracy of SVP against backprop.",
+    )
+    parser.add_argument(
+        "--backend",
+        default="all",
+        help="tensorflow, jax, torch, a comma-separated list, or all",
+    )
+    parser.add_argument(
+        "--only", default=",".join(ALL), help=f"comma-separated subset of {ALL}"
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny CI profile")
+    parser.add_argument("--depths", help="comma-separated depths")
+    parser.add_argument("--width", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--epochs", type=int, help="accuracy epochs")
+    parser.add_argument("--seeds", help="accuracy seeds, comma-separated")
+    parser.add_argument("--ablation-epochs", type=int)
+    parser.add_argument("--ablation-seeds")
+    parser.add_argument(
+        "--ablation-backends",
+        default="jax",
+        help="backends that run the ablation (it is backend-independent "
+        "and the slowest part); 'all' for every backend",
+    )
+    parser.add_argument("--dataset", help="fashion_mnist or digits")
+    parser.add_argument(
+        "--architectures", default="mlp,cnn", help="accuracy architectures: mlp,cnn"
+    )
+    parser.add_argument("--out", default="results/benchmarks", help="output dir")
+    parser.add_argument(
+        "--summarize",
+        action="store_true",
+        help="only re-render results.md and the plot from --out's JSON",
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    profile = PROFILES["quick" if args.quick else "full"]
+    for key, value in profile.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    args.depths = [int(d) for d in str(args.depths).split(",")]
+    args.seeds = [int(s) for s in str(args.seeds).split(",")]
+    args.ablation_seeds = [int(s) for s in str(args.ablation_seeds).split(",")]
+    args.only = [name for name in args.only.split(",") if name]
+    unknown = set(args.only) - set(ALL)
+    if unknown:
+        parser.error(f"unknown benchmarks {sorted(unknown)}; choose from {ALL}")
+    backends = args.backend.split(",")
+    args.backends = list(report.BACKENDS) if backends == ["all"] else backends
+    for backend in args.backends:
+        if backend not in report.BACKENDS:
+            parser.error(f"unknown backend {backend!r}; choose from {report.BACKENDS}")
+    ablation = args.ablation_backends.split(",")
+    args.ablation_backends = list(report.BACKENDS) if ablation == ["all"] else ablation
+    return args
+
+
+def progress(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run_worker(args):
+    """Runs the benchmarks on this process's backend; returns the rows."""
+    import keras
+
+    from keras_svp.benchmarks import models
+    from keras_svp.benchmarks import speed
+
+    backend = keras.backend.backend()
+    rows = []
+    shape = {"width": args.width, "batch_size": args.batch_size}
+    x, y = models.synthetic_batch(args.batch_size, args.width)
+
+    if "memory" in args.only:
+        from keras_svp.benchmarks import memory
+
+        for depth in args.depths:
+            for mode in ("bp", "svp"):
+                model = models.build_mlp(depth, args.width, mode)
+                result = memory.step_memory(model, x, y)
+                rss = memory.peak_rss(
+                    depth, args.width, args.batch_size, mode, steps=args.rss_steps
+                )
+                common = {"backend": backend, "depth": depth, "mode": mode, **shape}
+                rows.append({"benchmark": "memory", **common, **result})
+                rows.append({"benchmark": "rss", **common, **rss})
+                progress(
+                    f"memory {backend} depth {depth} {mode}: "
+                    f"{result['step_mib']:.1f} MiB (RSS +{rss['rss_step_mib']:.0f})"
+                )
+                keras.backend.clear_session()
+
+    if "speed" in args.only:
+        for depth in args.depths:
+            for mode in ("bp", "svp"):
+                model = models.build_mlp(depth, args.width, mode)
+                result = speed.step_time(model, x, y, repeats=args.speed_repeats)
+                rows.append(
+                    {
+                        "benchmark": "speed",
+                        "backend": backend,
+                        "depth": depth,
+                        "mode": mode,
+                        **shape,
+                        **result,
+                    }
+                )
+                progress(
+                    f"speed {backend} depth {depth} {mode}: {result['step_ms']:.1f} ms"
+                )
+                keras.backend.clear_session()
+            if backend == "jax":
+                from keras_svp.benchmarks import reference_jax
+
+                ms = reference_jax.reference_step_time(
+                    depth, args.width, x, y, repeats=args.speed_repeats
+                )
+                rows.append(
+                    {
+                        "benchmark": "speed",
+                        "backend": backend,
+                        "depth": depth,
+                        "mode": "reference",
+                        **shape,
+                        "step_ms": ms,
+                    }
+                )
+                progress(f"speed jax depth {depth} hand-written SVP: {ms:.1f} ms")
+
+    if "accuracy" in args.only or "ablation" in args.only:
+        from keras_svp.benchmarks import accuracy
+
+        budget = {"dataset": args.dataset, "train_limit": args.train_limit}
+        if "accuracy" in args.only:
+            for architecture in args.architectures.split(","):
+                rows += accuracy.accuracy_runs(
+                    architecture,
+                    seeds=args.seeds,
+                    epochs=args.epochs,
+                    progress=progress,
+                    **budget,
+                )
+        if "ablation" in args.only and backend in args.ablation_backends:
+            rows += accuracy.ablation_runs(
+                epochs=args.ablation_epochs,
+                seeds=args.ablation_seeds,
+                progress=progress,
+                **budget,
+            )
+    return rows
+
+
+def versions():
+    import importlib.metadata as metadata
+
+    found = {"python": platform.python_version()}
+    for name in ("keras", "numpy", "tensorflow-cpu", "tensorflow", "jax", "torch"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def render(out):
+    """Writes results.md and the memory plot from out's results.json."""
+    rows = report.load_json([os.path.join(out, "results.json")])
+    with open(os.path.join(out, "context.json")) as f:
+        context = json.load(f)
+    text = report.markdown(rows, context=context)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(text)
+    print(text)
+    plot = report.plot_memory(rows, os.path.join(out, "memory_vs_depth.png"))
+    if plot:
+        progress(f"plot: {plot}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    if args.worker:
+        import keras
+
+        rows = run_worker(args)
+        report.save_json(
+            rows, os.path.join(args.out, f"{keras.backend.backend()}.json")
+        )
+        return 0
+    if args.summarize:
+        render(args.out)
+        return 0
+    argv = list(sys.argv[1:] if argv is None else argv)
+    paths, started = [], time.time()
+    for backend in args.backends:
+        progress(f"=== {backend}")
+        env = dict(os.environ, KERAS_BACKEND=backend)
+        command = [sys.executable, "-m", "keras_svp.benchmarks", *argv, "--worker"]
+        result = subprocess.run(command, env=env)
+        if result.returncode != 0:
+            progress(f"{backend} failed with exit code {result.returncode}")
+            return result.returncode
+        paths.append(os.path.join(args.out, f"{backend}.json"))
+    rows = report.load_json(paths)
+    context = {
+        "command": "python -m keras_svp.benchmarks " + " ".join(argv),
+        "machine": os.environ.get(
+            "KERAS_SVP_DEVICE",
+            f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
+        ),
+        "versions": ", ".join(f"{k} {v}" for k, v in versions().items()),
+        "wall time": f"{time.time() - started:.0f} s",
+        "profile": "quick (checks the harness, numbers mean nothing)"
+        if args.quick
+        else f"width {args.width}, batch {args.batch_size}, depths {args.depths}",
+    }
+    report.save_json(rows, os.path.join(args.out, "results.json"))
+    with open(os.path.join(args.out, "context.json"), "w") as f:
+        json.dump(context, f, indent=1)
+    render(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

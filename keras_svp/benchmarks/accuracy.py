@@ -1,0 +1,504 @@
+"""Test accuracy of SVP against backprop, and the ablation of SVP's options.
+
+- `accuracy_runs`: one architecture (`"mlp"`: 3 x 1024 `SVPDense`, the
+  paper's MLP; `"cnn"`: `models.build_cnn`) trained in each mode with each
+  seed, same epochs, optimizer and data for all.
+- `ablation_runs`: the SVP MLP with one open choice of the method changed
+  at a time (alignment, projection dropout, projection scale, projection
+  size, input alignment), to settle the package's defaults.
+- `summarize_accuracy`: mean and standard deviation of the test accuracy
+  over seeds, one row per configuration.
+
+Every run returns a flat dict (a *row*) that `report.accuracy_table` and
+`json` understand. A quick end-to-end check of the harness (numbers mean
+nothing) is `train_limit=2000, epochs=1, seeds=(0,)`.
+"""
+
+import inspect
+import numbers
+import statistics
+import time
+
+import keras
+import numpy as np
+
+import keras_svp
+from keras_svp import datasets
+from keras_svp.benchmarks import models
+
+ARCHITECTURES = ("mlp", "cnn")
+MODES = ("svp", "bp")
+
+# The paper's MLP (Table 1): three hidden layers of 1024 units.
+MLP_DEPTH = 3
+MLP_WIDTH = 1024
+
+# Keys of a row that vary within one configuration (not part of its identity).
+PER_RUN_KEYS = ("seed", "test_accuracy", "train_seconds", "train_accuracy")
+
+# The knobs the ablation varies, on the units and on the model.
+UNIT_KNOBS = (
+    "alignment_weight",
+    "projection_dropout",
+    "projection_scale",
+    "projection_dim",
+)
+MODEL_KNOBS = ("input_alignment",)
+
+# Each variant changes one knob; a variant whose settings equal the package
+# defaults is the same model as "default" and is skipped (see
+# `ablation_variants`).
+ABLATION_VARIANTS = (
+    ("default", {}),
+    ("alignment_weight=0", {"alignment_weight": 0.0}),
+    ("projection_dropout=0", {"projection_dropout": 0.0}),
+    ("projection_scale=fan_in", {"projection_scale": "fan_in"}),
+    ("projection_scale=jl", {"projection_scale": "jl"}),
+    ("projection_dim=10", {"projection_dim": 10}),
+    ("projection_dim=32", {"projection_dim": 32}),
+    ("projection_dim=128", {"projection_dim": 128}),
+    ("input_alignment=False", {"input_alignment": False}),
+    ("input_alignment=True", {"input_alignment": True}),
+)
+
+
+def package_defaults(num_classes=10):
+    """The package's current defaults of the ablated knobs.
+
+    Read from the signatures of `SVPUnit` and `SVPModel`, so the ablation
+    follows the package when its defaults change.
+
+    Args:
+        num_classes: number of classes; a `projection_dim` default of `None`
+            means the number of classes.
+
+    Returns:
+        A dict from every name in `UNIT_KNOBS` and `MODEL_KNOBS` to its
+        default value.
+    """
+    unit = inspect.signature(keras_svp.SVPUnit.__init__).parameters
+    model = inspect.signature(keras_svp.SVPModel.__init__).parameters
+    found = {name: unit[name].default for name in UNIT_KNOBS}
+    found.update({name: model[name].default for name in MODEL_KNOBS})
+    if found["projection_dim"] is None:
+        found["projection_dim"] = num_classes
+    return found
+
+
+def ablation_variants(num_classes=10):
+    """The ablation's variants, without those identical to the defaults.
+
+    Args:
+        num_classes: number of classes (the default projection size).
+
+    Returns:
+        A list of `(name, settings)`: `settings` holds every knob of
+        `package_defaults` with the variant's change applied. `"default"`
+        comes first.
+    """
+    defaults = package_defaults(num_classes)
+    variants = []
+    for name, change in ABLATION_VARIANTS:
+        settings = {**defaults, **change}
+        if name != "default" and settings == defaults:
+            continue
+        variants.append((name, settings))
+    return variants
+
+
+def load_data(dataset="fashion_mnist", train_limit=None, seed=0):
+    """Loads a data set, optionally keeping a random subset of its training data.
+
+    Args:
+        dataset: `"fashion_mnist"` or `"digits"` (see `keras_svp.datasets`).
+        train_limit: keep this many training examples (a fixed random subset
+            that depends on `seed` only); `None` keeps all.
+        seed: seed of the subset.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test)`, NumPy arrays.
+    """
+    (x_train, y_train), (x_test, y_test) = datasets.load(dataset)
+    if train_limit is not None and train_limit < len(x_train):
+        if train_limit < 1:
+            raise ValueError(f"train_limit must be >= 1, got {train_limit!r}.")
+        keep = np.random.default_rng(seed).permutation(len(x_train))[:train_limit]
+        keep.sort()
+        x_train, y_train = x_train[keep], y_train[keep]
+    return (x_train, y_train), (x_test, y_test)
+
+
+def build_model(
+    architecture,
+    mode,
+    num_classes=10,
+    seed=0,
+    learning_rate=1e-3,
+    input_alignment=False,
+    **unit_options,
+):
+    """Builds and compiles one benchmark model.
+
+    The layers come from `models.build_mlp` (3 x 1024, with `Flatten`) or
+    `models.build_cnn`; with `input_alignment=True` the same layers are
+    wrapped in a new `SVPSequential` that aligns the first unit with a fixed
+    projection of its input (a model option `models` does not expose).
+
+    Args:
+        architecture: `"mlp"` or `"cnn"`.
+        mode: `"svp"` or `"bp"`.
+        num_classes: number of classes.
+        seed: seed of the weights, projections and dropout masks.
+        learning_rate: Adam's learning rate.
+        input_alignment: the `SVPSequential` option of that name.
+        **unit_options: passed to every SVP unit.
+
+    Returns:
+        A compiled, unbuilt `SVPSequential`.
+    """
+    if architecture == "mlp":
+        model = models.build_mlp(
+            MLP_DEPTH,
+            MLP_WIDTH,
+            mode,
+            num_classes=num_classes,
+            seed=seed,
+            flatten=True,
+            **unit_options,
+        )
+    elif architecture == "cnn":
+        model = models.build_cnn(
+            mode, num_classes=num_classes, seed=seed, **unit_options
+        )
+    else:
+        raise ValueError(
+            f"architecture must be one of {ARCHITECTURES}, got {architecture!r}."
+        )
+    rewrap = bool(input_alignment) != bool(model.input_alignment)
+    if rewrap:
+        model = keras_svp.SVPSequential(
+            model.layer_chain(),
+            num_classes=num_classes,
+            mode=mode,
+            input_alignment=bool(input_alignment),
+            seed=seed,
+        )
+    if rewrap or learning_rate != 1e-3:
+        models.compile_model(model, learning_rate=learning_rate)
+    return model
+
+
+def train_and_evaluate(model, data, epochs, batch_size=128):
+    """Trains `model` with `fit` and measures its test accuracy.
+
+    Args:
+        model: a compiled model.
+        data: `(x_train, y_train), (x_test, y_test)`.
+        epochs: training epochs.
+        batch_size: training batch size.
+
+    Returns:
+        A dict with `test_accuracy` (fraction in [0, 1], from `predict`),
+        `train_accuracy` (the last epoch's running training accuracy, or
+        `None`) and `train_seconds` (wall time of `fit`, compilation
+        included).
+    """
+    (x_train, y_train), (x_test, y_test) = data
+    start = time.perf_counter()
+    history = model.fit(
+        x_train,
+        y_train,
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=0,
+    )
+    train_seconds = time.perf_counter() - start
+    logits = model.predict(x_test, batch_size=1024, verbose=0)
+    predicted = np.argmax(np.asarray(logits), axis=-1)
+    test_accuracy = float(np.mean(predicted == np.asarray(y_test)))
+    train_accuracy = history.history.get("accuracy")
+    return {
+        "test_accuracy": test_accuracy,
+        "train_accuracy": float(train_accuracy[-1]) if train_accuracy else None,
+        "train_seconds": train_seconds,
+    }
+
+
+def _num_classes(data):
+    (_, y_train), (_, y_test) = data
+    return int(max(np.max(y_train), np.max(y_test))) + 1
+
+
+def _run(
+    benchmark,
+    architecture,
+    mode,
+    seed,
+    data,
+    dataset,
+    epochs,
+    batch_size,
+    learning_rate,
+    input_alignment,
+    unit_options,
+    extra=None,
+):
+    model = build_model(
+        architecture,
+        mode,
+        num_classes=_num_classes(data),
+        seed=seed,
+        learning_rate=learning_rate,
+        input_alignment=input_alignment,
+        **unit_options,
+    )
+    result = train_and_evaluate(model, data, epochs, batch_size)
+    del model
+    keras.backend.clear_session()
+    return {
+        "benchmark": benchmark,
+        "backend": keras.backend.backend(),
+        "architecture": architecture,
+        "dataset": dataset,
+        **(extra or {}),
+        "mode": mode,
+        "seed": seed,
+        "epochs": epochs,
+        "train_size": len(data[0][0]),
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        **result,
+        "input_alignment": bool(input_alignment),
+        **unit_options,
+    }
+
+
+def _check_epochs(epochs):
+    if not isinstance(epochs, numbers.Integral) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
+
+
+def accuracy_runs(
+    architecture,
+    modes=MODES,
+    seeds=(0, 1, 2),
+    epochs=3,
+    dataset="fashion_mnist",
+    batch_size=128,
+    learning_rate=1e-3,
+    train_limit=None,
+    progress=None,
+    input_alignment=False,
+    **unit_options,
+):
+    """Trains one architecture in each mode with each seed; one row per run.
+
+    Every run uses the same data, epochs, batch size and Adam learning rate;
+    the seed fixes the weights, the projections and the data order.
+
+    Args:
+        architecture: `"mlp"` (3 x 1024 `SVPDense` after a `Flatten`, the
+            paper's MLP) or `"cnn"` (`models.build_cnn`).
+        modes: modes to train, from `"svp"` and `"bp"`.
+        seeds: seeds, one run per mode and seed.
+        epochs: training epochs.
+        dataset: `"fashion_mnist"` or `"digits"`.
+        batch_size: training batch size.
+        learning_rate: Adam's learning rate.
+        train_limit: keep this many training examples (a fixed random
+            subset, the same for every run); `None` keeps all.
+        progress: optional `callable(str)`, told about every finished run.
+        input_alignment: the `SVPSequential` option (first unit aligned
+            with a projection of the input).
+        **unit_options: passed to every SVP unit (`projection_dropout`,
+            `projection_scale`, `projection_dim`, `alignment_weight`, ...).
+
+    Returns:
+        A list of dicts, one per `(mode, seed)`, with `benchmark`
+        (`"accuracy"`), `backend`, `architecture`, `dataset`, `mode`,
+        `seed`, `epochs`, `train_size`, `batch_size`, `learning_rate`,
+        `test_accuracy` (in [0, 1]), `train_accuracy`, `train_seconds`,
+        `input_alignment` and the `unit_options`.
+    """
+    _check_epochs(epochs)
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"modes must be from {MODES}, got {mode!r}.")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"architecture must be one of {ARCHITECTURES}, got {architecture!r}."
+        )
+    data = load_data(dataset, train_limit)
+    rows = []
+    for seed in seeds:
+        for mode in modes:
+            row = _run(
+                "accuracy",
+                architecture,
+                mode,
+                int(seed),
+                data,
+                dataset,
+                epochs,
+                batch_size,
+                learning_rate,
+                input_alignment,
+                unit_options,
+            )
+            rows.append(row)
+            if progress is not None:
+                progress(
+                    f"accuracy {row['backend']} {architecture} {mode} seed {seed}: "
+                    f"{100 * row['test_accuracy']:.2f}% "
+                    f"({row['train_seconds']:.0f} s)"
+                )
+    return rows
+
+
+def ablation_runs(
+    epochs,
+    seeds,
+    dataset="fashion_mnist",
+    train_limit=None,
+    progress=None,
+    batch_size=128,
+    learning_rate=1e-3,
+    variants=None,
+):
+    """The SVP MLP (3 x 1024) with one option changed at a time.
+
+    The variants (`ablation_variants`): the package defaults; no alignment
+    (`alignment_weight=0`); no projection dropout (`projection_dropout=0`);
+    projection scale `"fan_in"` and `"jl"`; projection size 10, 32 and 128;
+    `input_alignment` False and True. A variant identical to the defaults is
+    left out, since `"default"` already measures it.
+
+    Args:
+        epochs: training epochs.
+        seeds: seeds; every variant runs with every seed.
+        dataset: `"fashion_mnist"` or `"digits"`.
+        train_limit: keep this many training examples; `None` keeps all.
+        progress: optional `callable(str)`, told about every finished run.
+        batch_size: training batch size.
+        learning_rate: Adam's learning rate.
+        variants: optional subset of variant names to run.
+
+    Returns:
+        A list of dicts as `accuracy_runs` returns, with `benchmark`
+        `"ablation"`, `mode` `"svp"`, `architecture` `"mlp"`, a `variant`
+        name, and the resolved value of every ablated knob
+        (`alignment_weight`, `projection_dropout`, `projection_scale`,
+        `projection_dim`, `input_alignment`).
+    """
+    _check_epochs(epochs)
+    data = load_data(dataset, train_limit)
+    chosen = ablation_variants(_num_classes(data))
+    if variants is not None:
+        known = {name for name, _ in chosen}
+        unknown = set(variants) - known
+        if unknown:
+            raise ValueError(
+                f"Unknown ablation variants {sorted(unknown)}; known: {sorted(known)}."
+            )
+        chosen = [(name, settings) for name, settings in chosen if name in variants]
+    rows = []
+    for seed in seeds:
+        for name, settings in chosen:
+            settings = dict(settings)
+            input_alignment = settings.pop("input_alignment")
+            row = _run(
+                "ablation",
+                "mlp",
+                "svp",
+                int(seed),
+                data,
+                dataset,
+                epochs,
+                batch_size,
+                learning_rate,
+                input_alignment,
+                settings,
+                extra={"variant": name},
+            )
+            rows.append(row)
+            if progress is not None:
+                progress(
+                    f"ablation {row['backend']} {name} seed {seed}: "
+                    f"{100 * row['test_accuracy']:.2f}% "
+                    f"({row['train_seconds']:.0f} s)"
+                )
+    return rows
+
+
+def summarize_accuracy(rows):
+    """Mean and standard deviation of the test accuracy per configuration.
+
+    Rows belong to one configuration when they agree on every key except
+    the per-run ones (`seed`, `test_accuracy`, `train_accuracy`,
+    `train_seconds`): architecture, mode, backend, data, budget and options.
+
+    Args:
+        rows: rows from `accuracy_runs` or `ablation_runs` (or any dicts
+            with a `test_accuracy`).
+
+    Returns:
+        One dict per configuration, in order of first appearance: the
+        configuration's keys, then `n` (number of runs), `seeds`,
+        `test_accuracy_mean`, `test_accuracy_std` (sample standard
+        deviation, 0 for a single run) and `train_seconds_mean` (`None` if
+        no row has it).
+    """
+    groups = {}
+    for row in rows:
+        config = {k: v for k, v in row.items() if k not in PER_RUN_KEYS}
+        key = tuple(sorted((k, repr(v)) for k, v in config.items()))
+        groups.setdefault(key, (config, []))[1].append(row)
+    summary = []
+    for config, members in groups.values():
+        accuracies = [float(r["test_accuracy"]) for r in members]
+        seconds = [
+            float(r["train_seconds"])
+            for r in members
+            if r.get("train_seconds") is not None
+        ]
+        summary.append(
+            {
+                **config,
+                "n": len(members),
+                "seeds": [r.get("seed") for r in members],
+                "test_accuracy_mean": statistics.fmean(accuracies),
+                "test_accuracy_std": (
+                    statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+                ),
+                "train_seconds_mean": statistics.fmean(seconds) if seconds else None,
+            }
+        )
+    return summary
+
+
+def format_summary(summary, label_keys=("architecture", "mode")):
+    """A Markdown table of `summarize_accuracy`'s output.
+
+    Args:
+        summary: the list `summarize_accuracy` returns.
+        label_keys: keys whose values name a row of the table (e.g.
+            `("variant",)` for the ablation).
+
+    Returns:
+        The table as a string: label, test accuracy in % (mean ± std), n,
+        and mean training seconds per run.
+    """
+    lines = [
+        "| " + " ".join(label_keys) + " | test accuracy % | n | train s/run |",
+        "| --- | --- | --- | --- |",
+    ]
+    for entry in summary:
+        label = " ".join(str(entry.get(k)) for k in label_keys)
+        seconds = entry["train_seconds_mean"]
+        lines.append(
+            f"| {label} | {100 * entry['test_accuracy_mean']:.2f} ± "
+            f"{100 * entry['test_accuracy_std']:.2f} | {entry['n']} | "
+            f"{'–' if seconds is None else f'{seconds:.0f}'} |"
+        )
+    return "\n".join(lines)

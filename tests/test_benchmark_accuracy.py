@@ -1,0 +1,183 @@
+"""The accuracy and ablation benchmarks, on digits with tiny budgets."""
+
+import math
+
+import keras
+import pytest
+
+from keras_svp.benchmarks import accuracy
+
+TINY = {"dataset": "digits", "train_limit": 64, "batch_size": 64, "epochs": 1}
+
+ROW_KEYS = {
+    "benchmark",
+    "backend",
+    "architecture",
+    "dataset",
+    "mode",
+    "seed",
+    "epochs",
+    "test_accuracy",
+    "train_seconds",
+    "input_alignment",
+}
+
+
+def check_row(row):
+    assert ROW_KEYS <= set(row)
+    assert row["backend"] == keras.backend.backend()
+    assert 0.0 <= row["test_accuracy"] <= 1.0
+    assert row["train_seconds"] > 0
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "cnn"])
+def test_accuracy_runs_rows(architecture):
+    rows = accuracy.accuracy_runs(
+        architecture, seeds=(0,), projection_dropout=0.0, **TINY
+    )
+    assert [(r["mode"], r["seed"]) for r in rows] == [("svp", 0), ("bp", 0)]
+    for row in rows:
+        check_row(row)
+        assert row["benchmark"] == "accuracy"
+        assert row["architecture"] == architecture
+        assert row["dataset"] == "digits"
+        assert row["epochs"] == 1
+        assert row["train_size"] == 64
+        assert row["projection_dropout"] == 0.0
+        assert row["input_alignment"] is False
+
+
+def test_accuracy_runs_progress_and_seeds():
+    messages = []
+    rows = accuracy.accuracy_runs(
+        "mlp", modes=("svp",), seeds=(3, 4), progress=messages.append, **TINY
+    )
+    assert [r["seed"] for r in rows] == [3, 4]
+    assert len(messages) == 2 and all("svp" in m for m in messages)
+
+
+def test_svp_mlp_learns_digits():
+    (row,) = accuracy.accuracy_runs(
+        "mlp", modes=("svp",), seeds=(0,), epochs=3, dataset="digits"
+    )
+    assert row["test_accuracy"] > 0.5
+
+
+def test_summarize_accuracy_mean_and_std():
+    def row(mode, seed, value, **options):
+        return {
+            "benchmark": "accuracy",
+            "architecture": "mlp",
+            "mode": mode,
+            "seed": seed,
+            "test_accuracy": value,
+            "train_seconds": 2.0 * seed,
+            **options,
+        }
+
+    rows = [
+        row("svp", 0, 0.80),
+        row("bp", 0, 0.90),
+        row("svp", 1, 0.84),
+        row("svp", 2, 0.88),
+        row("svp", 0, 0.50, projection_dropout=0.0),
+    ]
+    summary = accuracy.summarize_accuracy(rows)
+    assert len(summary) == 3
+    svp, bp, no_dropout = summary
+    assert svp["mode"] == "svp" and "projection_dropout" not in svp
+    assert svp["n"] == 3 and svp["seeds"] == [0, 1, 2]
+    assert math.isclose(svp["test_accuracy_mean"], 0.84)
+    assert math.isclose(svp["test_accuracy_std"], 0.04)  # sample std
+    assert math.isclose(svp["train_seconds_mean"], 2.0)
+    assert bp["n"] == 1 and bp["test_accuracy_std"] == 0.0
+    assert math.isclose(bp["test_accuracy_mean"], 0.90)
+    assert no_dropout["projection_dropout"] == 0.0 and no_dropout["n"] == 1
+    table = accuracy.format_summary(summary)
+    assert "84.00 ± 4.00" in table and "| mlp svp |" in table
+
+
+def test_ablation_variants_cover_every_knob():
+    variants = accuracy.ablation_variants()
+    names = [name for name, _ in variants]
+    assert names[0] == "default"
+    assert len(set(names)) == len(names)
+    defaults = accuracy.package_defaults()
+    assert variants[0][1] == defaults
+    # No variant repeats the defaults under another name.
+    assert all(settings != defaults for _, settings in variants[1:])
+    seen = {
+        knob: {settings[knob] for _, settings in variants}
+        for knob in accuracy.UNIT_KNOBS + accuracy.MODEL_KNOBS
+    }
+    assert 0.0 in seen["alignment_weight"]
+    assert 0.0 in seen["projection_dropout"]
+    assert {"jl", "fan_in"} <= seen["projection_scale"]
+    assert {10, 32, 128} <= seen["projection_dim"]
+    assert {True, False} <= seen["input_alignment"]
+
+
+def test_ablation_runs_every_variant():
+    rows = accuracy.ablation_runs(
+        epochs=1, seeds=(0,), dataset="digits", train_limit=64, batch_size=64
+    )
+    expected = [name for name, settings in accuracy.ablation_variants()]
+    assert [r["variant"] for r in rows] == expected
+    for row in rows:
+        check_row(row)
+        assert row["benchmark"] == "ablation"
+        assert (row["architecture"], row["mode"]) == ("mlp", "svp")
+    by_name = {r["variant"]: r for r in rows}
+    assert by_name["projection_scale=jl"]["projection_scale"] == "jl"
+    assert by_name["projection_dim=128"]["projection_dim"] == 128
+    assert by_name["input_alignment=True"]["input_alignment"] is True
+    summary = accuracy.summarize_accuracy(rows)
+    assert [s["variant"] for s in summary] == expected
+
+
+def test_ablation_runs_subset_and_unknown_variant():
+    rows = accuracy.ablation_runs(
+        epochs=1,
+        seeds=(0, 1),
+        variants=["alignment_weight=0"],
+        dataset="digits",
+        train_limit=64,
+        batch_size=64,
+    )
+    assert [(r["variant"], r["seed"]) for r in rows] == [
+        ("alignment_weight=0", 0),
+        ("alignment_weight=0", 1),
+    ]
+    assert rows[0]["alignment_weight"] == 0.0
+    with pytest.raises(ValueError, match="Unknown ablation variants"):
+        accuracy.ablation_runs(1, (0,), dataset="digits", variants=["nope"])
+
+
+def test_build_model_input_alignment_and_learning_rate():
+    model = accuracy.build_model("mlp", "svp", input_alignment=True, learning_rate=0.01)
+    assert model.input_alignment is True
+    assert math.isclose(float(model.optimizer.learning_rate), 0.01, rel_tol=1e-6)
+    plain = accuracy.build_model("mlp", "svp")
+    assert plain.input_alignment is False
+    assert math.isclose(float(plain.optimizer.learning_rate), 1e-3, rel_tol=1e-6)
+
+
+def test_load_data_train_limit_is_a_fixed_subset():
+    (x_a, y_a), test_a = accuracy.load_data("digits", train_limit=100)
+    (x_b, y_b), test_b = accuracy.load_data("digits", train_limit=100)
+    assert x_a.shape == (100, 8, 8, 1) and len(y_a) == 100
+    assert (x_a == x_b).all() and (y_a == y_b).all()
+    assert len(test_a[0]) == len(test_b[0]) == 360
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"architecture": "rnn"}, "architecture"),
+        ({"architecture": "mlp", "epochs": 0}, "epochs"),
+        ({"architecture": "mlp", "modes": ("fa",)}, "modes"),
+    ],
+)
+def test_accuracy_runs_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        accuracy.accuracy_runs(dataset="digits", **kwargs)
