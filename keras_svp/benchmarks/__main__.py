@@ -216,6 +216,25 @@ def versions():
     return found
 
 
+def profile_text(args):
+    parts = []
+    if {"memory", "speed"} & set(args.only):
+        parts.append(
+            f"MLP width {args.width}, batch {args.batch_size}, depths {args.depths}"
+        )
+    if "accuracy" in args.only:
+        parts.append(
+            f"accuracy: {args.architectures} on {args.dataset}, "
+            f"{args.epochs} epochs, seeds {args.seeds}"
+        )
+    if "ablation" in args.only:
+        parts.append(
+            f"ablation: SVP MLP on {args.dataset}, {args.ablation_epochs} epochs, "
+            f"seeds {args.ablation_seeds}"
+        )
+    return "; ".join(parts)
+
+
 def render(out):
     """Writes results.md and the memory plot from out's results.json."""
     rows = report.load_json([os.path.join(out, "results.json")])
@@ -266,7 +285,7 @@ def main(argv=None):
         "wall time": f"{time.time() - started:.0f} s",
         "profile": "quick (checks the harness, numbers mean nothing)"
         if args.quick
-        else f"width {args.width}, batch {args.batch_size}, depths {args.depths}",
+        else profile_text(args),
     }
     report.save_json(rows, os.path.join(args.out, "results.json"))
     with open(os.path.join(args.out, "context.json"), "w") as f:
