@@ -47,22 +47,34 @@ def _index(rows, benchmark, *keys):
     return index
 
 
-def memory_table(rows):
-    index = _index(rows, "memory", "backend", "depth", "mode")
-    backends = _backends([r for r in rows if r["benchmark"] == "memory"])
+def _bp_svp_table(rows, benchmark, field, unit, svp_over_bp):
+    """Depth rows; per backend BP, SVP and their ratio (SVP/BP or BP/SVP)."""
+    index = _index(rows, benchmark, "backend", "depth", "mode")
+    backends = _backends([r for r in rows if r["benchmark"] == benchmark])
     depths = sorted({key[1] for key in index})
+    ratio_name = "SVP/BP" if svp_over_bp else "BP/SVP"
     header = ["depth"]
     for b in backends:
-        header += [f"{b} BP MiB", f"{b} SVP MiB", f"{b} BP/SVP"]
+        header += [f"{b} BP {unit}", f"{b} SVP {unit}", f"{b} {ratio_name}"]
     lines = []
     for depth in depths:
         line = [depth]
         for b in backends:
-            bp = index.get((b, depth, "bp"), {}).get("step_mib")
-            svp = index.get((b, depth, "svp"), {}).get("step_mib")
-            ratio = bp / svp if bp and svp else None
+            bp = index.get((b, depth, "bp"), {}).get(field)
+            svp = index.get((b, depth, "svp"), {}).get(field)
+            ratio = None
+            if bp and svp:
+                ratio = svp / bp if svp_over_bp else bp / svp
             line += [_fmt(bp), _fmt(svp), _fmt(ratio, 2)]
         lines.append(line)
+    return header, lines, index, depths
+
+
+def memory_table(rows):
+    header, lines, _, _ = _bp_svp_table(
+        rows, "memory", "step_mib", "MiB", svp_over_bp=False
+    )
+    backends = _backends([r for r in rows if r["benchmark"] == "memory"])
     methods = {
         b: next(
             r["method"]
@@ -109,26 +121,15 @@ def rss_table(rows):
 
 
 def speed_table(rows):
-    index = _index(rows, "speed", "backend", "depth", "mode")
-    backends = _backends([r for r in rows if r["benchmark"] == "speed"])
-    depths = sorted({key[1] for key in index})
-    header = ["depth"]
-    for b in backends:
-        header += [f"{b} BP ms", f"{b} SVP ms", f"{b} SVP/BP"]
+    header, lines, index, depths = _bp_svp_table(
+        rows, "speed", "step_ms", "ms", svp_over_bp=True
+    )
     if any(key[2] == "reference" for key in index):
         header += ["jax hand-written SVP ms", "jax Keras/hand-written"]
-    lines = []
-    for depth in depths:
-        line = [depth]
-        for b in backends:
-            bp = index.get((b, depth, "bp"), {}).get("step_ms")
-            svp = index.get((b, depth, "svp"), {}).get("step_ms")
-            line += [_fmt(bp), _fmt(svp), _fmt(svp / bp if bp and svp else None, 2)]
-        if len(header) > 1 + 3 * len(backends):
+        for line, depth in zip(lines, depths):
             ref = index.get(("jax", depth, "reference"), {}).get("step_ms")
             svp = index.get(("jax", depth, "svp"), {}).get("step_ms")
             line += [_fmt(ref), _fmt(svp / ref if ref and svp else None, 2)]
-        lines.append(line)
     return _table(header, lines)
 
 
