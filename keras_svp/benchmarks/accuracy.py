@@ -139,10 +139,8 @@ def build_model(
 ):
     """Builds and compiles one benchmark model.
 
-    The layers come from `models.build_mlp` (3 x 1024, with `Flatten`) or
-    `models.build_cnn`; with `input_alignment=True` the same layers are
-    wrapped in a new `SVPSequential` that aligns the first unit with a fixed
-    projection of its input (a model option `models` does not expose).
+    The model comes from `models.build_mlp` (3 x 1024, with `Flatten`) or
+    `models.build_cnn`.
 
     Args:
         architecture: `"mlp"` or `"cnn"`.
@@ -156,35 +154,21 @@ def build_model(
     Returns:
         A compiled, unbuilt `SVPSequential`.
     """
+    options = {
+        "num_classes": num_classes,
+        "seed": seed,
+        "input_alignment": bool(input_alignment),
+        "learning_rate": learning_rate,
+        **unit_options,
+    }
     if architecture == "mlp":
-        model = models.build_mlp(
-            MLP_DEPTH,
-            MLP_WIDTH,
-            mode,
-            num_classes=num_classes,
-            seed=seed,
-            flatten=True,
-            **unit_options,
-        )
+        model = models.build_mlp(MLP_DEPTH, MLP_WIDTH, mode, flatten=True, **options)
     elif architecture == "cnn":
-        model = models.build_cnn(
-            mode, num_classes=num_classes, seed=seed, **unit_options
-        )
+        model = models.build_cnn(mode, **options)
     else:
         raise ValueError(
             f"architecture must be one of {ARCHITECTURES}, got {architecture!r}."
         )
-    rewrap = bool(input_alignment) != bool(model.input_alignment)
-    if rewrap:
-        model = keras_svp.SVPSequential(
-            model.layer_chain(),
-            num_classes=num_classes,
-            mode=mode,
-            input_alignment=bool(input_alignment),
-            seed=seed,
-        )
-    if rewrap or learning_rate != 1e-3:
-        models.compile_model(model, learning_rate=learning_rate)
     return model
 
 

@@ -14,7 +14,15 @@ def compile_model(model, learning_rate=1e-3):
 
 
 def build_mlp(
-    depth, width, mode, num_classes=10, seed=0, flatten=False, **unit_options
+    depth,
+    width,
+    mode,
+    num_classes=10,
+    seed=0,
+    flatten=False,
+    input_alignment=False,
+    learning_rate=1e-3,
+    **unit_options,
 ):
     """`depth` SVPDense units of `width`, then `Dense(num_classes)`, compiled.
 
@@ -24,10 +32,17 @@ def build_mlp(
     layers = [keras.layers.Flatten()] if flatten else []
     layers += [keras_svp.SVPDense(width, **unit_options) for _ in range(depth)]
     layers.append(keras.layers.Dense(num_classes))
-    return compile_model(keras_svp.SVPSequential(layers, mode=mode))
+    return _compiled_sequential(layers, mode, seed, input_alignment, learning_rate)
 
 
-def build_cnn(mode, num_classes=10, seed=0, **unit_options):
+def build_cnn(
+    mode,
+    num_classes=10,
+    seed=0,
+    input_alignment=False,
+    learning_rate=1e-3,
+    **unit_options,
+):
     """A small CNN of `SVPConv2D` units for 28x28 images, compiled."""
     keras.utils.set_random_seed(seed)
     layers = [
@@ -37,7 +52,14 @@ def build_cnn(mode, num_classes=10, seed=0, **unit_options):
         keras.layers.Flatten(),
         keras.layers.Dense(num_classes),
     ]
-    return compile_model(keras_svp.SVPSequential(layers, mode=mode))
+    return _compiled_sequential(layers, mode, seed, input_alignment, learning_rate)
+
+
+def _compiled_sequential(layers, mode, seed, input_alignment, learning_rate):
+    model = keras_svp.SVPSequential(
+        layers, mode=mode, input_alignment=input_alignment, seed=seed
+    )
+    return compile_model(model, learning_rate)
 
 
 def synthetic_batch(batch_size, width, num_classes=10, seed=0):
