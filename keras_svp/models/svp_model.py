@@ -191,6 +191,15 @@ class SVPModel(SVPTrainer):
             ]
             self._head_loss_tracker = keras.metrics.Mean(name="head_loss")
 
+    def compile_from_config(self, config):
+        # Keras skips compiling a loaded model whose class overrides
+        # `compile`; this one only adds checks and trackers, so the saved
+        # optimizer (and its state) and loss come back as saved.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_input(x)
         self._check_labels(y, kwargs.get("validation_data"))
