@@ -103,9 +103,6 @@ def reduced_dim(shape, reduction="flatten"):
     return int(shape[-1])
 
 
-_SEED_STATE_KEY = "dropout_seed_state"
-
-
 @keras.saving.register_keras_serializable(package="keras_svp")
 class RandomProjection(keras.layers.Layer):
     """Fixed random projection with dropout on its weights.
@@ -207,21 +204,6 @@ class RandomProjection(keras.layers.Layer):
 
     def compute_output_spec(self, h, training=None):
         return keras.KerasTensor((h.shape[0], self.projection_dim), dtype="float32")
-
-    # The dropout generator's state is saved with the weights, so that a
-    # loaded or resumed model draws the same masks as the saved one would.
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store[_SEED_STATE_KEY] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        if _SEED_STATE_KEY in keys:
-            self.seed_generator.state.assign(store[_SEED_STATE_KEY])
-        # Files from before the state was saved load too.
-        super().load_own_variables(
-            {key: store[key] for key in keys if key != _SEED_STATE_KEY}
-        )
 
     def get_config(self):
         config = super().get_config()

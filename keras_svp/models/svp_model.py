@@ -12,6 +12,7 @@ from keras_svp.projections import RandomProjection
 from keras_svp.projections import draw_seed
 
 MODES = ("svp", "bp")
+_SEED_STATE_PREFIX = "seed_generator_state_"
 
 
 @keras.saving.register_keras_serializable(package="keras_svp")
@@ -201,6 +202,13 @@ class SVPModel(SVPTrainer):
             self.optimizer.build(self.trainable_variables)
 
     def fit(self, x=None, y=None, *args, **kwargs):
+        if not self.built:
+            # Callbacks such as BackupAndRestore restore weights before the
+            # first step, so the model must exist before Keras' fit starts
+            # (Keras' TensorFlow trainer would build it only while tracing).
+            shape = validation.input_shape_of(x)
+            if shape is not None:
+                self.build(shape)
         self._check_input(x)
         self._check_labels(y, kwargs.get("validation_data"))
         return super().fit(x, y, *args, **kwargs)
@@ -305,6 +313,33 @@ class SVPModel(SVPTrainer):
             unit_losses.append((prediction, alignment))
         head_loss, y_pred = self.head_forward(h, y, sample_weight, training)
         return total + head_loss, head_loss, unit_losses, y_pred
+
+    # Saving -------------------------------------------------------------
+
+    def _seed_generators_in_layers(self):
+        return [
+            generator
+            for layer in self._flatten_layers(include_self=True)
+            for generator in layer._seed_generators
+        ]
+
+    def save_own_variables(self, store):
+        # Keras saves weights but not the state of the layers' random seed
+        # generators (projection dropout, Dropout layers): without it a
+        # loaded or resumed model draws other masks than the saved one would.
+        super().save_own_variables(store)
+        for i, generator in enumerate(self._seed_generators_in_layers()):
+            store[f"{_SEED_STATE_PREFIX}{i}"] = generator.state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        for i, generator in enumerate(self._seed_generators_in_layers()):
+            key = f"{_SEED_STATE_PREFIX}{i}"
+            if key in keys:  # files saved by plain Keras load too
+                generator.state.assign(store[key])
+        super().load_own_variables(
+            {key: store[key] for key in keys if not key.startswith(_SEED_STATE_PREFIX)}
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -39,3 +39,22 @@ def check_array_labels(y, num_classes):
             "Pass integer labels, or one-hot rows of shape "
             f"(batch, {num_classes})."
         )
+
+
+def input_shape_of(x):
+    """The input shape, batch axis `None`, of an array or a `tf.data`
+    dataset of `x` or `(x, ...)` elements; `None` for anything else."""
+    if hasattr(x, "element_spec"):
+        spec = x.element_spec
+        if isinstance(spec, (tuple, list)):
+            spec = spec[0]
+        shape = getattr(spec, "shape", None)
+        if shape is None or shape.rank is None:
+            return None
+        return (None,) + tuple(shape)[1:]
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        try:
+            return (None,) + tuple(x.shape)[1:]
+        except ValueError:  # unknown rank
+            return None
+    return None
