@@ -152,23 +152,40 @@ class SVPModel(SVPTrainer):
             )
         return self._units
 
+    def _input_shape_message(self, shape):
+        expected = (None,) + tuple(self._input_shape[1:])
+        return (
+            f"Model '{self.name}' was built for inputs of shape {expected}, "
+            f"but got an input of {shape}. Reshape the data, or build "
+            "a new model for this shape."
+        )
+
     def _check_input(self, x):
+        """Raises for an input whose static shape does not fit the model.
+
+        Returns `(ok, message)` checks for the sizes that are unknown until
+        the step runs (a TensorFlow step traced for a relaxed shape).
+        """
         expected = getattr(self, "_input_shape", None)
         if expected is None or not hasattr(x, "shape"):
-            return
+            return []
         try:
             shape = tuple(x.shape)
         except ValueError:  # a TF tensor of unknown rank: checked before fit
-            return
+            return []
         if len(shape) != len(expected) or any(
             e is not None and s is not None and e != s
             for e, s in zip(expected[1:], shape[1:])
         ):
-            raise ValueError(
-                f"Model '{self.name}' was built for inputs of shape "
-                f"{(None,) + expected[1:]}, but got an input of shape {shape}. "
-                "Reshape the data, or build a new model for this shape."
+            raise ValueError(self._input_shape_message(f"shape {shape}"))
+        return [
+            (
+                ops.equal(ops.shape(x)[axis], size),
+                self._input_shape_message("another shape"),
             )
+            for axis, size in enumerate(expected[1:], start=1)
+            if size is not None and shape[axis] is None
+        ]
 
     # Compile and metrics ---------------------------------------------------
 
@@ -202,6 +219,10 @@ class SVPModel(SVPTrainer):
             self.optimizer.build(self.trainable_variables)
 
     def fit(self, x=None, y=None, *args, **kwargs):
+        validation.check_array_inputs(x)
+        validation_data = kwargs.get("validation_data")
+        if isinstance(validation_data, (tuple, list)):
+            validation.check_array_inputs(validation_data[0])
         if not self.built:
             # Callbacks such as BackupAndRestore restore weights before the
             # first step, so the model must exist before Keras' fit starts
@@ -214,6 +235,7 @@ class SVPModel(SVPTrainer):
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        validation.check_array_inputs(x)
         self._check_input(x)
         self._check_labels(y)
         return super().evaluate(x, y, *args, **kwargs)
@@ -227,6 +249,36 @@ class SVPModel(SVPTrainer):
         validation.check_array_labels(y, num_classes)
         if isinstance(validation_data, (tuple, list)) and len(validation_data) > 1:
             validation.check_array_labels(validation_data[1], num_classes)
+
+    def check_batch(self, x, y):
+        """Checks one batch inside the training or evaluation step.
+
+        Shapes are checked now (while the step is traced, on compiled
+        backends). Returns the checks that need the batch's values, a list
+        of `(ok, message)` with `ok` a boolean scalar tensor, for the
+        backend's trainer to turn into an error.
+        """
+        checks = []
+        for array in keras.tree.flatten(x):
+            checks += self._check_input(array)
+        self._check_label_shape(y)
+        num_classes = self._resolve_num_classes()
+        return checks + validation.batch_value_checks(x, y, num_classes)
+
+    # Keras may compute metrics and the loss on a symbolic batch before the
+    # first step (to build them): check the labels' shape there too, before
+    # a loss or metric rejects them in its own words.
+    def compute_loss(self, x=None, y=None, y_pred=None, *args, **kwargs):
+        self._check_label_shape(y)
+        return super().compute_loss(x, y, y_pred, *args, **kwargs)
+
+    def compute_metrics(self, x, y, y_pred, *args, **kwargs):
+        self._check_label_shape(y)
+        return super().compute_metrics(x, y, y_pred, *args, **kwargs)
+
+    def _check_label_shape(self, y):
+        if y is not None and hasattr(y, "shape"):
+            validation.check_label_shape(y, self._resolve_num_classes())
 
     @property
     def head_weights(self):

@@ -1,44 +1,114 @@
-"""Checks of user data that would otherwise train silently wrong."""
+"""Checks of user data that would otherwise train silently wrong.
+
+Arrays are checked once, on the host, before `fit`. Every batch (arrays,
+datasets, generators, data loaders alike) is also checked inside the step:
+shapes when the step is traced, and values (NaN or Inf inputs, labels out
+of range) by flags that each backend's trainer turns into an error.
+"""
 
 import numpy as np
+from keras import ops
+from keras import tree
+
+NONFINITE_INPUTS = (
+    "A batch of inputs contains NaN or Inf values. Clean the data (drop or "
+    "impute those samples, e.g. with numpy.nan_to_num) before training."
+)
+
+
+def labels_out_of_range(num_classes, low="", high=""):
+    found = f": they range over [{low}, {high}]" if low != "" else " (or NaN)"
+    return (
+        f"Labels must be class ids in [0, {num_classes}) for "
+        f"num_classes={num_classes}, but some are not{found}. Check the "
+        "labels, or the model's num_classes and output head."
+    )
+
+
+def check_label_shape(y, num_classes):
+    """Raises a clear error for labels that are neither class ids of shape
+    `(batch,)` / `(batch, 1)` nor one-hot rows of shape `(batch,
+    num_classes)`. Reads static shapes only, so it also runs while a step is
+    traced."""
+    shape = tuple(y.shape)
+    if len(shape) == 1 or (len(shape) == 2 and shape[1] in (1, num_classes)):
+        return
+    if len(shape) == 2:
+        raise ValueError(
+            f"One-hot labels have {shape[1]} columns but the model has "
+            f"num_classes={num_classes}. Pass labels of shape (batch, "
+            f"{num_classes}), or integer class ids of shape (batch,)."
+        )
+    raise ValueError(
+        f"Labels have shape {shape}; expected integer class ids of shape "
+        f"(batch,) or one-hot rows of shape (batch, {num_classes})."
+    )
+
+
+def _is_sparse(y):
+    return len(y.shape) == 1 or (len(y.shape) == 2 and y.shape[1] == 1)
+
+
+def _is_float(x):
+    return "float" in str(getattr(x, "dtype", ""))
+
+
+def check_array_inputs(x):
+    """Raises a clear error for float input arrays holding NaN or Inf."""
+    for array in tree.flatten(x):
+        if not isinstance(array, np.ndarray) or not _is_float(array):
+            continue
+        finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+        if not finite.all():
+            raise ValueError(
+                f"{int((~finite).sum())} of the {len(array)} input samples "
+                "contain NaN or Inf values. Clean the data (drop or impute "
+                "those samples, e.g. with numpy.nan_to_num) before training."
+            )
 
 
 def check_array_labels(y, num_classes):
-    """Raises a clear error for labels that do not fit `num_classes` classes.
+    """Raises a clear error for label arrays that do not fit `num_classes`.
 
-    Sparse labels must be integers in `[0, num_classes)`; one-hot labels must
-    have `num_classes` columns. Only arrays are checked here (datasets are
-    checked batch by batch in the training step).
+    Sparse labels must be whole numbers in `[0, num_classes)`; one-hot
+    labels must have `num_classes` columns.
     """
     if y is None or not hasattr(y, "shape") or not hasattr(y, "dtype"):
         return
+    check_label_shape(y, num_classes)
     y = np.asarray(y)
-    if y.ndim >= 2 and y.shape[-1] != 1:
-        if y.shape[-1] != num_classes:
-            raise ValueError(
-                f"One-hot labels have {y.shape[-1]} columns but the model "
-                f"has num_classes={num_classes}. Pass labels of shape "
-                f"(batch, {num_classes}), or integer class ids of shape "
-                "(batch,)."
-            )
+    if not _is_sparse(y) or y.size == 0:
         return
-    if y.size == 0:
-        return
-    if np.issubdtype(y.dtype, np.floating) and not np.all(np.isfinite(y)):
+    if _is_float(y) and not np.all(np.isfinite(y)):
         raise ValueError("Labels contain NaN or Inf values.")
     low, high = y.min(), y.max()
     if low < 0 or high >= num_classes:
-        raise ValueError(
-            f"Labels must be class ids in [0, {num_classes}) for "
-            f"num_classes={num_classes}, but they range over [{low}, {high}]. "
-            "Check the labels, or the model's num_classes and output head."
-        )
-    if np.issubdtype(y.dtype, np.floating) and not np.all(y == np.round(y)):
+        raise ValueError(labels_out_of_range(num_classes, low, high))
+    if _is_float(y) and not np.all(y == np.round(y)):
         raise ValueError(
             "Sparse labels must be whole class ids, but some are fractional. "
             "Pass integer labels, or one-hot rows of shape "
             f"(batch, {num_classes})."
         )
+
+
+def batch_value_checks(x, y, num_classes):
+    """Flags for what only a batch's values can tell.
+
+    Returns a list of `(ok, message)`: `ok` is a boolean scalar tensor, True
+    when the batch passes; the trainers raise `message` when it is False.
+    """
+    checks = []
+    inputs = [i for i in tree.flatten(x) if i is not None and _is_float(i)]
+    if inputs:
+        finite = ops.stack([ops.all(ops.isfinite(i)) for i in inputs])
+        checks.append((ops.all(finite), NONFINITE_INPUTS))
+    if y is not None and hasattr(y, "shape") and _is_sparse(y):
+        ok = ops.logical_and(ops.min(y) >= 0, ops.max(y) < num_classes)
+        if _is_float(y):
+            ok = ops.logical_and(ok, ops.all(ops.isfinite(y)))
+        checks.append((ok, labels_out_of_range(num_classes)))
+    return checks
 
 
 def input_shape_of(x):

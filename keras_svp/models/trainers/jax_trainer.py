@@ -60,6 +60,58 @@ class JAXSVPTrainer(keras.Model):
         )(selected, non_trainable)
         return loss, aux, non_trainable, grads
 
+    # Batches are checked on the host, before the compiled step: an error
+    # raised inside it would come after JAX has donated (deleted) the state
+    # it was given, and Keras' fit keeps the state only in a local variable
+    # until the epoch ends, so the model would lose its weights.
+    def make_train_function(self, force=False):
+        super().make_train_function(force)
+        self.train_function = self._checking(self.train_function)
+
+    def make_test_function(self, force=False):
+        super().make_test_function(force)
+        self.test_function = self._checking(self.test_function)
+
+    def _checking(self, step_function):
+        if getattr(step_function, "checks_batches", False):
+            return step_function
+
+        def checked(state, iterator):
+            def batches():
+                for data in iterator:
+                    try:
+                        self._assert_valid_batch(data)
+                    except ValueError:
+                        # The model keeps the state from before this step
+                        # (or group of `steps_per_execution` steps).
+                        self._restore_state(state)
+                        raise
+                    yield data
+
+            return step_function(state, batches())
+
+        checked.checks_batches = True
+        return checked
+
+    def _assert_valid_batch(self, data):
+        x, y, _ = unpack_x_y_sample_weight(data)
+        checks = self.check_batch(x, y)
+        if checks:
+            flags = jax.device_get(jax.numpy.stack([ok for ok, _ in checks]))
+            for ok, (_, message) in zip(flags, checks):
+                if not ok:
+                    raise ValueError(message)
+
+    def _restore_state(self, state):
+        names = (
+            ("trainable_variables", "non_trainable_variables")
+            + (("optimizer_variables",) if len(state) == 4 else ())
+            + ("metrics_variables",)
+        )
+        self._jax_state = dict(zip(names, state))
+        self._jax_state_synced = False
+        self.jax_state_sync()
+
     def train_step(self, state, data):
         if self.mode != "svp":
             return super().train_step(state, data)

@@ -12,7 +12,25 @@ class TensorFlowSVPTrainer(keras.Model):
         if not self.built:
             self._symbolic_build(data_batch=data)
 
+    def _assert_valid_batch(self, data):
+        """Returns `data` once the batch's checks have passed.
+
+        Graph assertions stop the step with their message; the step reads
+        the data only after them, so that no op (a loss that rejects labels
+        in its own words, say) runs first. XLA (`jit_compile=True`) drops
+        assertions: there only the array checks before `fit` apply.
+        """
+        x, y, _ = unpack_x_y_sample_weight(data)
+        asserts = [
+            tf.debugging.Assert(ok, [message]) for ok, message in self.check_batch(x, y)
+        ]
+        with tf.control_dependencies(asserts):
+            return tf.nest.map_structure(
+                lambda t: t if t is None else tf.identity(t), data
+            )
+
     def train_step(self, data):
+        data = self._assert_valid_batch(data)
         if self.mode != "svp":
             return super().train_step(data)
         self._build_on_first_trace(data)
@@ -52,6 +70,7 @@ class TensorFlowSVPTrainer(keras.Model):
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def test_step(self, data):
+        data = self._assert_valid_batch(data)
         if self.mode != "svp":
             return super().test_step(data)
         self._build_on_first_trace(data)

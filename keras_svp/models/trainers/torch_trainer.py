@@ -6,7 +6,18 @@ from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sampl
 class TorchSVPTrainer(keras.Model):
     """SVP steps on PyTorch: `backward()` per unit on a detached input."""
 
+    def _assert_valid_batch(self, data):
+        x, y, _ = unpack_x_y_sample_weight(data)
+        checks = self.check_batch(x, y)
+        if checks:
+            # One host sync for all flags.
+            flags = torch.stack([ok for ok, _ in checks]).tolist()
+            for ok, (_, message) in zip(flags, checks):
+                if not ok:
+                    raise ValueError(message)
+
     def train_step(self, data):
+        self._assert_valid_batch(data)
         if self.mode != "svp":
             return super().train_step(data)
         x, y, sample_weight = unpack_x_y_sample_weight(data)
@@ -37,6 +48,7 @@ class TorchSVPTrainer(keras.Model):
         return self.compute_metrics(x, y, y_pred.detach(), sample_weight=sample_weight)
 
     def test_step(self, data):
+        self._assert_valid_batch(data)
         if self.mode != "svp":
             return super().test_step(data)
         x, y, sample_weight = unpack_x_y_sample_weight(data)
