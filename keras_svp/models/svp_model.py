@@ -2,6 +2,8 @@
 
 import keras
 from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution
+from keras.src.losses.loss import unscale_loss_for_distribution
 
 from keras_svp.layers.unit import SVPUnit
 from keras_svp.layers.unit import call_layer
@@ -13,6 +15,15 @@ from keras_svp.projections import draw_seed
 
 MODES = ("svp", "bp")
 _SEED_STATE_PREFIX = "seed_generator_state_"
+
+
+def _extra_losses(layers):
+    """The layers' own losses (regularizers), in float32."""
+    total = ops.zeros((), "float32")
+    for layer in layers:
+        for extra in layer.losses:
+            total = total + ops.cast(extra, "float32")
+    return total
 
 
 @keras.saving.register_keras_serializable(package="keras_svp")
@@ -229,7 +240,7 @@ class SVPModel(SVPTrainer):
             # (Keras' TensorFlow trainer would build it only while tracing).
             shape = validation.input_shape_of(x)
             if shape is not None:
-                self.build(shape)
+                self._build_before_fit(shape)
         self._check_input(x)
         self._check_labels(y, kwargs.get("validation_data"))
         return super().fit(x, y, *args, **kwargs)
@@ -311,9 +322,14 @@ class SVPModel(SVPTrainer):
                 mode.
 
         Returns:
-            `(loss, (h, features, prediction_loss, alignment_loss))` where
-            `loss` is the unit's total local loss, `h` its activation and
-            `features` what the next unit aligns with.
+            `(loss, (h, features, prediction_loss, alignment_loss, value))`
+            where `loss` is the unit's local loss to differentiate, `value`
+            the same loss for the logs, `h` the unit's activation and
+            `features` what the next unit aligns with. The two differ only
+            under a `tf.distribute` strategy, where each replica sees part of
+            the batch: its per-sample terms are divided by the number of
+            replicas (the gradients are summed across them), while the
+            alignment term already covers the whole batch.
         """
         segment = self._svp_units()[index]
         unit = segment.svp
@@ -332,24 +348,30 @@ class SVPModel(SVPTrainer):
         z = unit.project(h, training=training)
         features = unit.alignment_features(h, z)
         prediction, alignment = unit.local_losses(
-            y, z, features, previous, sample_weight
+            y, z, *self._cross_replica_batch(features, previous), sample_weight
         )
-        loss = prediction + unit.alignment_weight * alignment
-        for layer in segment.layers:
-            for extra in layer.losses:
-                loss = loss + ops.cast(extra, "float32")
-        return loss, (h, ops.stop_gradient(features), prediction, alignment)
+        per_sample = prediction + _extra_losses(segment.layers)
+        loss = (
+            scale_loss_for_distribution(per_sample) + unit.alignment_weight * alignment
+        )
+        value = per_sample + unit.alignment_weight * alignment
+        return loss, (h, ops.stop_gradient(features), prediction, alignment, value)
 
     def head_forward(self, h, y, sample_weight, training):
-        """The head on the detached last activation: `(loss, y_pred)`."""
+        """The head on the detached last activation.
+
+        Returns `(loss, (y_pred, value))`: the loss to differentiate and the
+        same for the logs (see `unit_forward`).
+        """
         y_pred = ops.stop_gradient(h)
         for layer in self._head_layers:
             y_pred = call_layer(layer, y_pred, training)
-        loss = ops.cast(self._compile_loss(y, y_pred, sample_weight), "float32")
-        for layer in self._head_layers:
-            for extra in layer.losses:
-                loss = loss + ops.cast(extra, "float32")
-        return loss, y_pred
+        # The compiled loss is already scaled for tf.distribute, like Keras'.
+        compiled = ops.cast(self._compile_loss(y, y_pred, sample_weight), "float32")
+        extra = _extra_losses(self._head_layers)
+        loss = compiled + scale_loss_for_distribution(extra)
+        value = unscale_loss_for_distribution(compiled) + extra
+        return loss, (y_pred, value)
 
     def svp_forward(self, x, y, sample_weight, training=False):
         """All units and the head without gradients, for evaluation.
@@ -358,12 +380,12 @@ class SVPModel(SVPTrainer):
         """
         h, previous, total, unit_losses = x, None, 0.0, []
         for index in range(len(self._svp_units())):
-            loss, (h, previous, prediction, alignment) = self.unit_forward(
+            _, (h, previous, prediction, alignment, value) = self.unit_forward(
                 index, h, y, sample_weight, previous, training
             )
-            total = total + loss
+            total = total + value
             unit_losses.append((prediction, alignment))
-        head_loss, y_pred = self.head_forward(h, y, sample_weight, training)
+        _, (y_pred, head_loss) = self.head_forward(h, y, sample_weight, training)
         return total + head_loss, head_loss, unit_losses, y_pred
 
     # Saving -------------------------------------------------------------

@@ -2,8 +2,10 @@ import jax
 import keras
 from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
+from keras_svp.models.trainers.base import SVPTrainerBase
 
-class JAXSVPTrainer(keras.Model):
+
+class JAXSVPTrainer(SVPTrainerBase):
     """SVP steps on JAX: `value_and_grad` per unit inside the jitted step.
 
     The step is stateless: every unit runs in a `StatelessScope` that maps
@@ -128,7 +130,7 @@ class JAXSVPTrainer(keras.Model):
                     index, h, y, sample_weight, previous, training=True
                 )
 
-            loss, aux, non_trainable, grads = self._stateless_grad(
+            _, aux, non_trainable, grads = self._stateless_grad(
                 unit_loss, indices, trainable, non_trainable, optimizer
             )
             # Tie the unit's outputs to its gradients: the next unit cannot
@@ -136,10 +138,10 @@ class JAXSVPTrainer(keras.Model):
             # this unit's activations first instead of running all forward
             # passes ahead and keeping every unit's activations alive.
             aux, grads = jax.lax.optimization_barrier((aux, grads))
-            h, previous, prediction, alignment = aux
+            h, previous, prediction, alignment, value = aux
             for i, grad in zip(indices, grads):
                 gradients[i] = grad
-            total = total + loss
+            total = total + value
             unit_losses.append((prediction, alignment))
 
         head_indices = self._variable_indices(self.head_weights)
@@ -147,7 +149,7 @@ class JAXSVPTrainer(keras.Model):
         def head_loss_fn(h=h):
             return self.head_forward(h, y, sample_weight, training=True)
 
-        head_loss, y_pred, non_trainable, grads = self._stateless_grad(
+        _, (y_pred, head_loss), non_trainable, grads = self._stateless_grad(
             head_loss_fn,
             head_indices,
             trainable,

@@ -1,10 +1,44 @@
-import keras
 import tensorflow as tf
 from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
+from keras_svp.models.trainers.base import SVPTrainerBase
 
-class TensorFlowSVPTrainer(keras.Model):
+
+class TensorFlowSVPTrainer(SVPTrainerBase):
     """SVP steps on TensorFlow: one `GradientTape` per unit."""
+
+    def _build_before_fit(self, input_shape):
+        # Variables must be created in the model's tf.distribute strategy.
+        with self.distribute_strategy.scope():
+            self.build(input_shape)
+
+    def _cross_replica_batch(self, features, previous):
+        # Under a tf.distribute strategy each replica holds part of the batch,
+        # but the alignment loss compares every pair of samples: gather the
+        # whole batch. Only this replica's rows carry gradients; summed
+        # across replicas, as the optimizer does, they give the gradient of
+        # the whole batch's alignment loss. This replica's rows go first (the
+        # loss does not depend on the order of the samples).
+        context = tf.distribute.get_replica_context()
+        if previous is None or context is None or context.num_replicas_in_sync == 1:
+            return features, previous
+        size = tf.shape(features)[:1]
+        sizes = context.all_gather(size, axis=0)
+        start = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+        rows = tf.range(tf.reduce_sum(sizes))
+        others = tf.logical_or(rows < start, rows >= start + size[0])
+        return tuple(
+            tf.concat(
+                [
+                    mine,
+                    tf.boolean_mask(
+                        context.all_gather(tf.stop_gradient(mine), 0), others
+                    ),
+                ],
+                axis=0,
+            )
+            for mine in (features, previous)
+        )
 
     def _build_on_first_trace(self, data):
         # Without a distribution strategy Keras' TF trainer builds the model
@@ -42,9 +76,10 @@ class TensorFlowSVPTrainer(keras.Model):
             # A fresh tape per unit: it records this unit alone and is
             # released before the next unit runs.
             with tf.GradientTape() as tape:
-                loss, (h, previous, prediction, alignment) = self.unit_forward(
+                loss, aux = self.unit_forward(
                     index, h, y, sample_weight, previous, training=True
                 )
+                h, previous, prediction, alignment, value = aux
                 scaled = self.optimizer.scale_loss(loss)
             if weights:
                 unit_gradients = tape.gradient(scaled, weights)
@@ -55,18 +90,20 @@ class TensorFlowSVPTrainer(keras.Model):
                 # several units' activations alive at once.
                 with tf.control_dependencies(unit_gradients):
                     h, previous = tf.identity(h), tf.identity(previous)
-            total += loss
+            total += value
             unit_losses.append((prediction, alignment))
         head_weights = self.head_weights
         with tf.GradientTape() as tape:
-            head_loss, y_pred = self.head_forward(h, y, sample_weight, training=True)
+            head_loss, (y_pred, head_value) = self.head_forward(
+                h, y, sample_weight, training=True
+            )
             scaled = self.optimizer.scale_loss(head_loss)
         gradients += tape.gradient(scaled, head_weights)
         variables += head_weights
         # One optimizer step for all units, so that the iteration count,
         # learning-rate schedules and global clipping behave as in Keras.
         self.optimizer.apply(gradients, variables)
-        self._update_svp_metrics(x, total + head_loss, head_loss, unit_losses)
+        self._update_svp_metrics(x, total + head_value, head_value, unit_losses)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def test_step(self, data):

@@ -1,9 +1,10 @@
-import keras
 import torch
 from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
+from keras_svp.models.trainers.base import SVPTrainerBase
 
-class TorchSVPTrainer(keras.Model):
+
+class TorchSVPTrainer(SVPTrainerBase):
     """SVP steps on PyTorch: `backward()` per unit on a detached input."""
 
     def _assert_valid_batch(self, data):
@@ -25,7 +26,7 @@ class TorchSVPTrainer(keras.Model):
         gradients, variables, unit_losses = [], [], []
         h, previous, total = x, None, 0.0
         for index, segment in enumerate(self._svp_units()):
-            loss, (h, previous, prediction, alignment) = self.unit_forward(
+            loss, (h, previous, prediction, alignment, value) = self.unit_forward(
                 index, h, y, sample_weight, previous, training=True
             )
             weights = segment.trainable_weights
@@ -34,17 +35,19 @@ class TorchSVPTrainer(keras.Model):
                 self.optimizer.scale_loss(loss).backward()
                 gradients += [w.value.grad for w in weights]
                 variables += weights
-            total = total + loss.detach()
+            total = total + value.detach()
             unit_losses.append((prediction.detach(), alignment.detach()))
-        head_loss, y_pred = self.head_forward(h, y, sample_weight, training=True)
+        head_loss, (y_pred, head_value) = self.head_forward(
+            h, y, sample_weight, training=True
+        )
         head_weights = self.head_weights
         self.optimizer.scale_loss(head_loss).backward()
         gradients += [w.value.grad for w in head_weights]
         variables += head_weights
         with torch.no_grad():
             self.optimizer.apply(gradients, variables)
-        head_loss = head_loss.detach()
-        self._update_svp_metrics(x, total + head_loss, head_loss, unit_losses)
+        head_value = head_value.detach()
+        self._update_svp_metrics(x, total + head_value, head_value, unit_losses)
         return self.compute_metrics(x, y, y_pred.detach(), sample_weight=sample_weight)
 
     def test_step(self, data):
