@@ -208,6 +208,8 @@ def run_layer_test(
     check_config_round_trip(layer, input_shape, x, h, z)
     check_saving(layer, input_shape, x, h, z, tmp_path)
     check_training_vs_inference(make_layer, input_shape, x)
+    if not is_projection(layer):
+        check_training(make_layer, input_shape, x, expected_projection_shape[1])
     if run_mixed_precision:
         for policy in MIXED_POLICIES:
             check_mixed_precision(make_layer, policy, input_shape, x)
@@ -256,6 +258,31 @@ def check_saving(layer, input_shape, x, h, z, tmp_path):
         np.testing.assert_array_equal(
             to_numpy(project(loaded_layer, loaded_h)), to_numpy(z)
         )
+
+
+def check_training(make_layer, input_shape, x, num_classes):
+    # Inside an SVP model, fit moves every trainable weight of the unit from
+    # its local loss and leaves the projection alone.
+    from keras_svp import SVPSequential
+
+    layer = make_layer()
+    model = SVPSequential(
+        [layer, keras.layers.Flatten(), keras.layers.Dense(num_classes)]
+    )
+    model.compile(
+        keras.optimizers.SGD(0.1),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.build(input_shape)
+    before = [to_numpy(w).copy() for w in layer.trainable_weights]
+    projection = to_numpy(get_projection(layer).kernel).copy()
+    y = np.arange(input_shape[0]) % num_classes
+    history = model.fit(x, y, batch_size=input_shape[0], epochs=2, verbose=0)
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    assert before, "the unit has no trainable weights"
+    for old, new in zip(before, layer.trainable_weights):
+        assert not np.array_equal(old, to_numpy(new)), new.path
+    np.testing.assert_array_equal(projection, to_numpy(get_projection(layer).kernel))
 
 
 def check_training_vs_inference(make_layer, input_shape, x):

@@ -77,3 +77,32 @@ def test_mixed_precision_training_stays_finite_and_learns(digits, policy):
         assert np.mean(np.argmax(predictions, axis=1) == y_test) > 0.6
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+def test_mixed_float16_scales_every_units_loss_in_float32(digits):
+    (x, y), _ = digits
+    seen = []
+
+    class RecordingLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+        def scale_loss(self, loss):
+            seen.append(keras.backend.standardize_dtype(loss.dtype))
+            return super().scale_loss(loss)
+
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = model_with(RecordingLossScaleOptimizer(keras.optimizers.SGD(0.01)))
+        # Eager steps, so that every call is one unit's loss of one step.
+        model.compile(model.optimizer, CE, run_eagerly=True)
+        before = weights(model)
+        for _ in range(2):
+            model.train_on_batch(x[:32], y[:32])
+        scale = float(keras.ops.convert_to_numpy(model.optimizer.dynamic_scale))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    # Two SVP units and the head, per step, each in float32.
+    assert seen == ["float32"] * (2 * 3)
+    # The scale stayed high (no overflow) and the scaled gradients were
+    # unscaled before the update: SGD(0.01) moves weights by small amounts.
+    assert scale > 1
+    moved = max(np.abs(a - b).max() for a, b in zip(weights(model), before))
+    assert 0 < moved < 0.1
