@@ -95,20 +95,27 @@ def check_array_labels(y, num_classes):
 def batch_value_checks(x, y, num_classes):
     """Flags for what only a batch's values can tell.
 
-    Returns a list of `(ok, message)`: `ok` is a boolean scalar tensor, True
-    when the batch passes; the trainers raise `message` when it is False.
+    Returns a list of `(ok, message)`: `ok` is a boolean scalar, True when
+    the batch passes; the trainers raise `message` when it is False. NumPy
+    batches are checked with NumPy, on the host, and tensors with
+    `keras.ops`, where they live.
     """
     checks = []
     inputs = [i for i in tree.flatten(x) if i is not None and _is_float(i)]
-    if inputs:
-        finite = ops.stack([ops.all(ops.isfinite(i)) for i in inputs])
-        checks.append((ops.all(finite), NONFINITE_INPUTS))
+    for array in inputs:
+        xp = _ops(array)
+        checks.append((xp.all(xp.isfinite(array)), NONFINITE_INPUTS))
     if y is not None and hasattr(y, "shape") and _is_sparse(y):
-        ok = ops.logical_and(ops.min(y) >= 0, ops.max(y) < num_classes)
+        xp = _ops(y)
+        ok = xp.logical_and(xp.min(y) >= 0, xp.max(y) < num_classes)
         if _is_float(y):
-            ok = ops.logical_and(ok, ops.all(ops.isfinite(y)))
+            ok = xp.logical_and(ok, xp.all(xp.isfinite(y)))
         checks.append((ok, labels_out_of_range(num_classes)))
     return checks
+
+
+def _ops(array):
+    return np if isinstance(array, np.ndarray) else ops
 
 
 def input_shape_of(x):

@@ -97,12 +97,9 @@ class JAXSVPTrainer(SVPTrainerBase):
 
     def _assert_valid_batch(self, data):
         x, y, _ = unpack_x_y_sample_weight(data)
-        checks = self.check_batch(x, y)
-        if checks:
-            flags = jax.device_get(jax.numpy.stack([ok for ok, _ in checks]))
-            for ok, (_, message) in zip(flags, checks):
-                if not ok:
-                    raise ValueError(message)
+        for ok, message in self.check_batch(x, y):
+            if not ok:
+                raise ValueError(message)
 
     def _restore_state(self, state):
         names = (

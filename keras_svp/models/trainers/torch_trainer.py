@@ -9,13 +9,9 @@ class TorchSVPTrainer(SVPTrainerBase):
 
     def _assert_valid_batch(self, data):
         x, y, _ = unpack_x_y_sample_weight(data)
-        checks = self.check_batch(x, y)
-        if checks:
-            # One host sync for all flags.
-            flags = torch.stack([ok for ok, _ in checks]).tolist()
-            for ok, (_, message) in zip(flags, checks):
-                if not ok:
-                    raise ValueError(message)
+        for ok, message in self.check_batch(x, y):
+            if not ok:
+                raise ValueError(message)
 
     def train_step(self, data):
         self._assert_valid_batch(data)
