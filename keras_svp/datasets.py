@@ -73,11 +73,11 @@ def read_idx(path):
 
     Example:
 
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte.gz")
-    >>> write_idx(path, np.array([3, 1, 4], dtype=np.uint8))
-    >>> read_idx(path)
-    array([3, 1, 4], dtype=uint8)
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte.gz")
+        >>> write_idx(path, np.array([3, 1, 4], dtype=np.uint8))
+        >>> read_idx(path)
+        array([3, 1, 4], dtype=uint8)
     """
     path = os.fspath(path)
     try:
@@ -127,13 +127,21 @@ def write_idx(path, array):
         array: array of `uint8`, `int8`, `int16`, `int32`, `float32` or
             `float64` with at least one dimension.
 
+    Returns:
+        None. The file holds the header (element type and dimensions) and
+        the data in big-endian byte order.
+
+    Raises:
+        ValueError: the dtype cannot be stored in IDX, or the array is a
+            scalar.
+
     Example:
 
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "images-idx3-ubyte")
-    >>> write_idx(path, np.zeros((2, 3, 3), dtype=np.uint8))
-    >>> read_idx(path).shape
-    (2, 3, 3)
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "images-idx3-ubyte")
+        >>> write_idx(path, np.zeros((2, 3, 3), dtype=np.uint8))
+        >>> read_idx(path).shape
+        (2, 3, 3)
     """
     array = np.asarray(array)
     codes = {dtype.newbyteorder("="): code for code, dtype in _IDX_DTYPES.items()}
@@ -162,8 +170,24 @@ def _find_file(directory, stem):
 def default_fashion_mnist_dir():
     """Where `load_fashion_mnist` looks first when given no `path`.
 
-    `$KERAS_SVP_DATA_DIR/fashion-mnist` if that variable is set, otherwise
-    `/usr/share/datasets/fashion-mnist` (Debian's `dataset-fashion-mnist`).
+    Takes no arguments: it reads the environment variable
+    `KERAS_SVP_DATA_DIR` at each call.
+
+    Returns:
+        `$KERAS_SVP_DATA_DIR/fashion-mnist` if that variable is set,
+        otherwise `/usr/share/datasets/fashion-mnist` (where Debian's
+        `dataset-fashion-mnist` package installs the files).
+
+    Example:
+
+        >>> import os
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"KERAS_SVP_DATA_DIR": "/data"}):
+        ...     default_fashion_mnist_dir()
+        '/data/fashion-mnist'
+        >>> with mock.patch.dict(os.environ, {"KERAS_SVP_DATA_DIR": ""}):
+        ...     default_fashion_mnist_dir()
+        '/usr/share/datasets/fashion-mnist'
     """
     root = os.environ.get(DATA_DIR_ENV)
     if root:
@@ -229,20 +253,22 @@ def load_fashion_mnist(path=None):
         FileNotFoundError: the files are missing and Keras could not
             download them.
 
-    Example (tiny stand-in IDX files, to keep the example fast):
+    Example:
 
-    >>> import os, tempfile
-    >>> directory = tempfile.mkdtemp()
-    >>> for split, n in [("train", 6), ("t10k", 4)]:
-    ...     images = np.full((n, 28, 28), 255, dtype=np.uint8)
-    ...     labels = np.arange(n, dtype=np.uint8)
-    ...     write_idx(f"{directory}/{split}-images-idx3-ubyte.gz", images)
-    ...     write_idx(f"{directory}/{split}-labels-idx1-ubyte", labels)
-    >>> (x_train, y_train), (x_test, y_test) = load_fashion_mnist(directory)
-    >>> x_train.shape, x_train.dtype, float(x_train.max())
-    ((6, 28, 28, 1), dtype('float32'), 1.0)
-    >>> y_test
-    array([0, 1, 2, 3], dtype=int32)
+        Tiny stand-in IDX files, to keep the example fast:
+
+        >>> import os, tempfile
+        >>> directory = tempfile.mkdtemp()
+        >>> for split, n in [("train", 6), ("t10k", 4)]:
+        ...     images = np.full((n, 28, 28), 255, dtype=np.uint8)
+        ...     labels = np.arange(n, dtype=np.uint8)
+        ...     write_idx(f"{directory}/{split}-images-idx3-ubyte.gz", images)
+        ...     write_idx(f"{directory}/{split}-labels-idx1-ubyte", labels)
+        >>> (x_train, y_train), (x_test, y_test) = load_fashion_mnist(directory)
+        >>> x_train.shape, x_train.dtype, float(x_train.max())
+        ((6, 28, 28, 1), dtype('float32'), 1.0)
+        >>> y_test
+        array([0, 1, 2, 3], dtype=int32)
     """
     explicit = path is not None
     directory = os.fspath(path) if explicit else default_fashion_mnist_dir()
@@ -308,11 +334,11 @@ def load_digits(test_fraction=0.2, seed=0):
 
     Example:
 
-    >>> (x_train, y_train), (x_test, y_test) = load_digits()
-    >>> x_train.shape, x_test.shape
-    ((1437, 8, 8, 1), (360, 8, 8, 1))
-    >>> x_train.dtype, y_train.dtype, float(x_train.max())
-    (dtype('float32'), dtype('int32'), 1.0)
+        >>> (x_train, y_train), (x_test, y_test) = load_digits()
+        >>> x_train.shape, x_test.shape
+        ((1437, 8, 8, 1), (360, 8, 8, 1))
+        >>> x_train.dtype, y_train.dtype, float(x_train.max())
+        (dtype('float32'), dtype('int32'), 1.0)
     """
     if not 0.0 < float(test_fraction) < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}.")
@@ -356,9 +382,9 @@ def load(name, **kwargs):
 
     Example:
 
-    >>> (x_train, y_train), _ = load("digits", test_fraction=0.5)
-    >>> len(x_train)
-    898
+        >>> (x_train, y_train), _ = load("digits", test_fraction=0.5)
+        >>> len(x_train)
+        898
     """
     key = str(name).strip().lower().replace("-", "_")
     if key not in LOADERS:

@@ -27,10 +27,10 @@ def cosine_similarity_matrix(x):
 
     Example:
 
-    >>> import numpy as np
-    >>> s = cosine_similarity_matrix(np.array([[1.0, 0.0], [1.0, 1.0]]))
-    >>> np.round(keras.ops.convert_to_numpy(s).astype(float), 3).tolist()
-    [[1.0, 0.707], [0.707, 1.0]]
+        >>> import numpy as np
+        >>> s = cosine_similarity_matrix(np.array([[1.0, 0.0], [1.0, 1.0]]))
+        >>> np.round(keras.ops.convert_to_numpy(s).astype(float), 3).tolist()
+        [[1.0, 0.707], [0.707, 1.0]]
     """
     x = ops.cast(ops.convert_to_tensor(x), "float32")
     x = ops.reshape(x, (ops.shape(x)[0], -1))
@@ -57,10 +57,10 @@ def alignment_loss(a, b):
 
     Example:
 
-    >>> import numpy as np
-    >>> a = np.random.default_rng(0).normal(size=(8, 5))
-    >>> float(alignment_loss(a, 3.0 * a)) < 1e-6
-    True
+        >>> import numpy as np
+        >>> a = np.random.default_rng(0).normal(size=(8, 5))
+        >>> float(alignment_loss(a, 3.0 * a)) < 1e-6
+        True
     """
     s_a = cosine_similarity_matrix(a)
     s_b = cosine_similarity_matrix(b)
@@ -89,10 +89,10 @@ def local_prediction_loss(y_true, logits, sample_weight=None):
 
     Example:
 
-    >>> import numpy as np
-    >>> logits = np.array([[10.0, 0.0], [0.0, 10.0]])
-    >>> float(local_prediction_loss(np.array([0, 1]), logits)) < 1e-3
-    True
+        >>> import numpy as np
+        >>> logits = np.array([[10.0, 0.0], [0.0, 10.0]])
+        >>> float(local_prediction_loss(np.array([0, 1]), logits)) < 1e-3
+        True
     """
     logits = ops.cast(ops.convert_to_tensor(logits), "float32")
     y_true = ops.convert_to_tensor(y_true)

@@ -38,8 +38,8 @@ def projection_matrix(input_dim, projection_dim, seed, scale="fan_in"):
 
     Example:
 
-    >>> projection_matrix(4, 2, seed=0).shape
-    (4, 2)
+        >>> projection_matrix(4, 2, seed=0).shape
+        (4, 2)
     """
     if scale not in PROJECTION_SCALES:
         raise ValueError(
@@ -124,12 +124,16 @@ class RandomProjection(keras.layers.Layer):
             draws one from NumPy's global generator.
         **kwargs: base `Layer` arguments.
 
+    Returns:
+        Called on an activation `h` of shape `(batch, ...)`, the float32
+        projection `z` of shape `(batch, projection_dim)`.
+
     Example:
 
-    >>> import numpy as np
-    >>> projection = RandomProjection(10, seed=1)
-    >>> tuple(projection(np.ones((4, 32))).shape)
-    (4, 10)
+        >>> import numpy as np
+        >>> projection = RandomProjection(10, seed=1)
+        >>> tuple(projection(np.ones((4, 32))).shape)
+        (4, 10)
     """
 
     def __init__(

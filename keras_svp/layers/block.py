@@ -23,21 +23,24 @@ class SVPBlock(SVPUnit):
         reduction: how the block's output becomes one vector per sample
             before the projection: `"flatten"`, `"mean"` (over tokens or
             spatial positions) or `"cls"` (first token).
-        projection_dim, projection_dropout, projection_scale,
-        alignment_weight, alignment_target, projection_pool_size, seed: see
-            `SVPUnit`.
-        **kwargs: base `Layer` arguments.
+        **kwargs: the SVP options of `SVPUnit` (`projection_dim`,
+            `projection_dropout`, `projection_scale`, `alignment_weight`,
+            `alignment_target`, `projection_pool_size`, `seed`) and base
+            `Layer` arguments.
+
+    Returns:
+        Called on a tensor, the output of the last wrapped layer.
 
     Example:
 
-    >>> import numpy as np
-    >>> block = SVPBlock(
-    ...     [keras.layers.Dense(16), keras.layers.LayerNormalization()],
-    ...     reduction="mean",
-    ...     projection_dim=10,
-    ... )
-    >>> tuple(block(np.zeros((2, 5, 8))).shape)
-    (2, 5, 16)
+        >>> import numpy as np
+        >>> block = SVPBlock(
+        ...     [keras.layers.Dense(16), keras.layers.LayerNormalization()],
+        ...     reduction="mean",
+        ...     projection_dim=10,
+        ... )
+        >>> tuple(block(np.zeros((2, 5, 8))).shape)
+        (2, 5, 16)
     """
 
     def __init__(self, layers, reduction="flatten", **kwargs):

@@ -14,24 +14,34 @@ class SVPConv2D(SVPUnit):
     that leaves the forward pass untouched.
 
     Args:
-        filters, kernel_size, strides, padding: as in `keras.layers.Conv2D`.
+        filters: number of output channels, as in `keras.layers.Conv2D`.
+        kernel_size: size of the convolution window.
+        strides: strides of the convolution.
+        padding: `"same"` (default) or `"valid"`.
         activation: activation after the normalization (default `"relu"`).
         normalization: `"batch"` (default), `"layer"` or `None`.
         pool_size: optional max-pooling window after the activation.
         use_bias: whether the convolution has a bias.
-        kernel_initializer, kernel_regularizer: as in `keras.layers.Conv2D`.
-        projection_pool_size: optional average-pooling window before the
-            projection.
-        projection_dim, projection_dropout, projection_scale,
-        alignment_weight, alignment_target, seed: see `SVPUnit`.
-        **kwargs: base `Layer` arguments.
+        kernel_initializer: initializer of the kernel.
+        kernel_regularizer: regularizer of the kernel; its loss joins this
+            unit's local loss.
+        **kwargs: the SVP options of `SVPUnit` (`projection_dim`,
+            `projection_dropout`, `projection_scale`, `alignment_weight`,
+            `alignment_target`, `projection_pool_size`: an optional
+            average-pooling window before the projection, `seed`) and base
+            `Layer` arguments.
+
+    Returns:
+        Called on images of shape `(batch, height, width, channels)`, the
+        feature map of shape `(batch, height', width', filters)` (after the
+        optional pooling).
 
     Example:
 
-    >>> import numpy as np
-    >>> layer = SVPConv2D(8, 3, pool_size=2, projection_dim=10)
-    >>> tuple(layer(np.zeros((2, 8, 8, 1)), training=False).shape)
-    (2, 4, 4, 8)
+        >>> import numpy as np
+        >>> layer = SVPConv2D(8, 3, pool_size=2, projection_dim=10)
+        >>> tuple(layer(np.zeros((2, 8, 8, 1)), training=False).shape)
+        (2, 4, 4, 8)
     """
 
     def __init__(

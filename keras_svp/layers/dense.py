@@ -13,26 +13,35 @@ class SVPDense(SVPUnit):
         activation: activation after the normalization (default `"relu"`).
         normalization: `"layer"` (default), `"batch"` or `None`.
         use_bias: whether the dense layer has a bias.
-        kernel_initializer, bias_initializer, kernel_regularizer,
-        bias_regularizer: as in `keras.layers.Dense`. Regularization losses
-            join this unit's local loss.
-        projection_dim, projection_dropout, projection_scale,
-        alignment_weight, alignment_target, seed: see `SVPUnit`.
-        **kwargs: base `Layer` arguments.
+        kernel_initializer: initializer of the kernel, as in
+            `keras.layers.Dense`.
+        bias_initializer: initializer of the bias.
+        kernel_regularizer: regularizer of the kernel; its loss joins this
+            unit's local loss.
+        bias_regularizer: regularizer of the bias; its loss joins this
+            unit's local loss.
+        **kwargs: the SVP options of `SVPUnit` (`projection_dim`,
+            `projection_dropout`, `projection_scale`, `alignment_weight`,
+            `alignment_target`, `seed`) and base `Layer` arguments.
+
+    Returns:
+        Called on a tensor of shape `(batch, ..., features)`, the activation
+        of shape `(batch, ..., units)`. The projection is used only by the
+        training step, never by the call.
 
     Example:
 
-    >>> import numpy as np
-    >>> model = SVPSequential(
-    ...     [SVPDense(32), keras.layers.Dense(10)], num_classes=10
-    ... )
-    >>> model.compile(
-    ...     "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    ... )
-    >>> x, y = np.random.rand(16, 8), np.random.randint(0, 10, size=16)
-    >>> _ = model.fit(x, y, epochs=1, verbose=0)
-    >>> model.predict(x, verbose=0).shape
-    (16, 10)
+        >>> import numpy as np
+        >>> model = SVPSequential(
+        ...     [SVPDense(32), keras.layers.Dense(10)], num_classes=10
+        ... )
+        >>> model.compile(
+        ...     "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        ... )
+        >>> x, y = np.random.rand(16, 8), np.random.randint(0, 10, size=16)
+        >>> _ = model.fit(x, y, epochs=1, verbose=0)
+        >>> model.predict(x, verbose=0).shape
+        (16, 10)
     """
 
     def __init__(

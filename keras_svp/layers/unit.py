@@ -32,10 +32,36 @@ class SVPUnit(keras.layers.Layer):
         alignment_target: `"projection"` aligns the projections `z` of
             consecutive units (the paper); `"activation"` aligns their
             reduced activations instead.
+        projection_pool_size: optional average-pooling window applied to a
+            `(batch, height, width, channels)` activation before the
+            projection flattens it, a memory saver for wide feature maps.
         seed: integer seed of the projection and its dropout masks; `None`
             draws one from NumPy's global generator (so
             `keras.utils.set_random_seed` fixes it).
         **kwargs: base `Layer` arguments.
+
+    Returns:
+        Called on a tensor, the body's activation `h` (the subclass's
+        forward pass).
+
+    Example:
+
+        Every SVP layer is an `SVPUnit`; the training step uses its
+        projection and local losses like this:
+
+        >>> import numpy as np
+        >>> unit = SVPDense(16, projection_dim=10, seed=0)
+        >>> isinstance(unit, SVPUnit)
+        True
+        >>> x = np.random.rand(4, 8).astype("float32")
+        >>> h = unit(x)
+        >>> z = unit.project(h)
+        >>> tuple(z.shape)
+        (4, 10)
+        >>> y = np.array([0, 1, 2, 3])
+        >>> prediction, alignment = unit.local_losses(y, z, z, None)
+        >>> float(prediction) > 0, float(alignment)
+        (True, 0.0)
     """
 
     reduction = "flatten"

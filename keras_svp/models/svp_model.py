@@ -58,6 +58,35 @@ class SVPModel(SVPTrainer):
             no alignment term.
         seed: seed of the input projection; `None` draws one.
         **kwargs: `keras.Model` arguments such as `name`.
+
+    Returns:
+        Called on inputs, the output of `call` (the head's output); `fit`
+        returns a `keras.callbacks.History` with the logs above.
+
+    Example:
+
+        A subclassed model; its layers are assigned in the order `call`
+        applies them:
+
+        >>> import numpy as np
+        >>> class MLP(SVPModel):
+        ...     def __init__(self, **kwargs):
+        ...         super().__init__(**kwargs)
+        ...         self.hidden = SVPDense(32)
+        ...         self.head = keras.layers.Dense(10)
+        ...     def call(self, inputs, training=None):
+        ...         return self.head(self.hidden(inputs, training=training))
+        >>> model = MLP(num_classes=10, mode="svp")
+        >>> model.compile(
+        ...     "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        ... )
+        >>> x = np.random.rand(16, 8).astype("float32")
+        >>> y = np.random.randint(0, 10, size=16)
+        >>> history = model.fit(x, y, epochs=1, verbose=0)
+        >>> "head_loss" in history.history
+        True
+        >>> model.predict(x, verbose=0).shape
+        (16, 10)
     """
 
     def __init__(
@@ -316,7 +345,8 @@ class SVPModel(SVPTrainer):
         Args:
             index: position of the unit in the chain.
             x: the unit's input (gradients are stopped here).
-            y, sample_weight: the batch's labels and weights.
+            y: the batch's labels.
+            sample_weight: the batch's sample weights, or None.
             previous: the previous unit's alignment features, or None.
             training: whether dropout and batch statistics are in training
                 mode.
@@ -442,27 +472,31 @@ class SVPSequential(SVPModel):
         seed: seed of the input projection.
         **kwargs: `keras.Model` arguments such as `name`.
 
+    Returns:
+        Called on inputs, the head's output, e.g. logits of shape
+        `(batch, num_classes)`.
+
     Example:
 
-    >>> import numpy as np
-    >>> model = SVPSequential(
-    ...     [
-    ...         keras.layers.Flatten(),
-    ...         SVPDense(64),
-    ...         SVPDense(64),
-    ...         keras.layers.Dense(10),
-    ...     ]
-    ... )
-    >>> model.compile(
-    ...     "adam",
-    ...     keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    ...     metrics=["accuracy"],
-    ... )
-    >>> x = np.random.rand(32, 8, 8).astype("float32")
-    >>> y = np.random.randint(0, 10, size=32)
-    >>> history = model.fit(x, y, epochs=1, verbose=0)
-    >>> sorted(history.history)[:3]
-    ['accuracy', 'head_loss', 'loss']
+        >>> import numpy as np
+        >>> model = SVPSequential(
+        ...     [
+        ...         keras.layers.Flatten(),
+        ...         SVPDense(64),
+        ...         SVPDense(64),
+        ...         keras.layers.Dense(10),
+        ...     ]
+        ... )
+        >>> model.compile(
+        ...     "adam",
+        ...     keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        ...     metrics=["accuracy"],
+        ... )
+        >>> x = np.random.rand(32, 8, 8).astype("float32")
+        >>> y = np.random.randint(0, 10, size=32)
+        >>> history = model.fit(x, y, epochs=1, verbose=0)
+        >>> sorted(history.history)[:3]
+        ['accuracy', 'head_loss', 'loss']
     """
 
     def __init__(
