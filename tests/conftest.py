@@ -2,6 +2,9 @@ import keras
 import numpy as np
 import pytest
 
+# Scripts that tests run in fresh processes, not test modules.
+collect_ignore_glob = ["workers/*"]
+
 
 @pytest.fixture(autouse=True)
 def _seed():
