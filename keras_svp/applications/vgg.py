@@ -38,7 +38,8 @@ def vgg(
         config: sequence of filter counts (ints) and `"M"`s, e.g. `VGG11`.
         num_classes: number of classes.
         input_shape: `(height, width, channels)` of the images; decides
-            which poolings fit and builds the model.
+            which poolings fit and builds the model. `None` keeps every
+            pooling and leaves the model unbuilt.
         width_multiplier: scales every filter count (at least 1 filter),
             e.g. `0.125` for a tiny test network.
         classifier_units: widths of `SVPDense` units between the flattened
@@ -60,20 +61,20 @@ def vgg(
     """
     if width_multiplier <= 0:
         raise ValueError(f"width_multiplier must be > 0, got {width_multiplier!r}.")
-    if len(input_shape) != 3:
+    if input_shape is not None and len(input_shape) != 3:
         raise ValueError(
             f"input_shape must be (height, width, channels), got {input_shape!r}."
         )
     check_positive_int("num_classes", num_classes)
-    size = min(input_shape[0], input_shape[1])
+    size = None if input_shape is None else min(input_shape[:2])
     plan = []  # [filters, pool_size] per convolution
     for item in config:
         if item == "M":
             if not plan:
                 raise ValueError("config must start with a filter count, not 'M'.")
-            if size >= 2 and plan[-1][1] is None:
+            if plan[-1][1] is None and (size is None or size >= 2):
                 plan[-1][1] = 2
-                size //= 2
+                size = None if size is None else size // 2
             continue
         check_positive_int("a filter count in config", item)
         plan.append([max(1, int(math.ceil(item * width_multiplier))), None])

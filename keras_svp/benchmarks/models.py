@@ -54,12 +54,15 @@ def build_cnn(
     learning_rate=1e-3,
     **unit_options,
 ):
-    """A small VGG-style CNN (`SMALL_CNN`) for 28x28 images, compiled."""
+    """A small VGG-style CNN (`SMALL_CNN`), compiled and unbuilt.
+
+    Its three poolings fit images of 8x8 pixels or more.
+    """
     keras.utils.set_random_seed(seed)
     model = applications.vgg(
         SMALL_CNN,
         num_classes=num_classes,
-        input_shape=(28, 28, 1),
+        input_shape=None,
         mode=mode,
         input_alignment=input_alignment,
         seed=seed,
