@@ -191,3 +191,27 @@ def run(args, build_model):
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
     return report
+
+
+def results_table(paths):
+    """A Markdown table of the reports that `--json` wrote."""
+    rows = [
+        "| script | backend | data set | mode | epochs | test acc | "
+        "1st epoch s | later s/epoch | peak RSS MiB | machine |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path in sorted(paths):
+        with open(path) as f:
+            r = json.load(f)
+        later = "-" if r["later_epoch_s"] is None else f"{r['later_epoch_s']:.1f}"
+        rows.append(
+            f"| {r['example']} | {r['backend']} | {r['dataset']} | {r['mode']} | "
+            f"{r['epochs']} | {r['test_accuracy']:.4f} | {r['first_epoch_s']:.1f} | "
+            f"{later} | {r['peak_rss_mib']:.0f} | {r['machine']} |"
+        )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    # python examples/example_utils.py docs/examples/*.json
+    print(results_table(sys.argv[1:]))

@@ -87,3 +87,24 @@ def test_augmentation_flips_and_shifts_cifar_batches():
     np.testing.assert_array_equal(np.asarray(x_test), x)  # the test set is not
     Args.augment = "off"
     assert example_utils.pipelines(Args, ((x, y), (x, y)))[2] is False
+
+
+def test_results_table(tmp_path):
+    report = {
+        "example": "mlp.py",
+        "backend": "jax",
+        "dataset": "digits",
+        "mode": "svp",
+        "epochs": 2,
+        "test_accuracy": 0.91234,
+        "first_epoch_s": 3.04,
+        "later_epoch_s": None,
+        "peak_rss_mib": 1000.4,
+        "machine": "x86_64 2 CPUs",
+    }
+    (tmp_path / "a.json").write_text(json.dumps(report))
+    table = example_utils.results_table([tmp_path / "a.json"]).splitlines()
+    assert len(table) == 3
+    assert table[2] == (
+        "| mlp.py | jax | digits | svp | 2 | 0.9123 | 3.0 | - | 1000 | x86_64 2 CPUs |"
+    )
