@@ -153,7 +153,14 @@ def run(args, build_model):
 
     verbose = 0 if args.quick else 2
     start = time.perf_counter()
-    model.fit(train, epochs=args.epochs, callbacks=[EpochTimer()], verbose=verbose)
+    # shuffle=False: the tf.data pipeline reshuffles every epoch itself.
+    model.fit(
+        train,
+        epochs=args.epochs,
+        shuffle=False,
+        callbacks=[EpochTimer()],
+        verbose=verbose,
+    )
     fit_s = time.perf_counter() - start
     results = model.evaluate(test, verbose=0, return_dict=True)
     report = {

@@ -74,10 +74,12 @@ def unit_projections(model, x, batch_size=256):
 
     >>> import keras, numpy as np
     >>> from keras_svp import SVPDense, SVPSequential
-    >>> model = SVPSequential([SVPDense(8), SVPDense(8), keras.layers.Dense(3)])
+    >>> model = SVPSequential(
+    ...     [SVPDense(8, name="a"), SVPDense(8, name="b"), keras.layers.Dense(3)]
+    ... )
     >>> _ = model(np.zeros((1, 4)))
     >>> {k: v.shape for k, v in unit_projections(model, np.ones((5, 4))).items()}
-    {'svp_dense': (5, 3), 'svp_dense_1': (5, 3)}
+    {'a': (5, 3), 'b': (5, 3)}
     """
     names = [unit.name for unit in _svp_units(model)]
     parts = {name: [] for name in names}

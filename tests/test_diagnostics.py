@@ -96,8 +96,9 @@ def test_training_raises_local_accuracy(digits):
     after = diagnostics.unit_report(model, x_test, y_test)
     for old, new in zip(before, after):
         # A 10-dimensional random projection of 32 units is a weak
-        # classifier, but training makes it a classifier.
-        assert old["local_accuracy"] < 0.3 and new["local_accuracy"] > 0.5
+        # classifier (chance: 0.1), but training makes it one.
+        assert old["local_accuracy"] < 0.3
+        assert new["local_accuracy"] > max(0.4, old["local_accuracy"] + 0.25)
         assert new["prediction_loss"] < old["prediction_loss"]
 
 
