@@ -33,15 +33,22 @@ def _svp_units(model):
     return units
 
 
+def _numpy(x):
+    return ops.convert_to_numpy(ops.cast(x, "float32"))
+
+
 def _unit_batches(model, x, batch_size):
-    """Yields, per batch, `[(unit, z, features, previous_features), ...]`."""
+    """Yields, per batch, `[(unit, z, features, previous_features), ...]`.
+
+    The arrays are NumPy (float32): diagnostics take no gradients.
+    """
     x = np.asarray(x)
     for start in range(0, len(x), batch_size):
         h = ops.convert_to_tensor(x[start : start + batch_size])
         previous = None
         if model.input_projection is not None:
             first = _svp_units(model)[0]
-            previous = (
+            previous = _numpy(
                 model.input_projection(h, training=False)
                 if first.alignment_target == "projection"
                 else model.input_projection.features(h)
@@ -51,8 +58,8 @@ def _unit_batches(model, x, batch_size):
             h = call_layer(layer, h, False)
             if isinstance(layer, SVPUnit):
                 z = layer.project(h, training=False)
-                features = layer.alignment_features(h, z)
-                rows.append((layer, z, features, previous))
+                features = _numpy(layer.alignment_features(h, z))
+                rows.append((layer, _numpy(z), features, previous))
                 previous = features
             # The head needs not run: diagnostics are about the units.
         yield rows
@@ -85,7 +92,7 @@ def unit_projections(model, x, batch_size=256):
     parts = {name: [] for name in names}
     for rows in _unit_batches(model, x, batch_size):
         for unit, z, _, _ in rows:
-            parts[unit.name].append(ops.convert_to_numpy(z).astype(np.float32))
+            parts[unit.name].append(z)
     return {name: np.concatenate(parts[name]) for name in names}
 
 
@@ -134,8 +141,7 @@ def unit_report(model, x, y, batch_size=256):
         labels = y[start : start + batch_size]
         n = len(labels)
         for index, (unit, z, features, previous) in enumerate(rows):
-            z_np = ops.convert_to_numpy(z)
-            sums[index, 0] += np.sum(np.argmax(z_np, axis=-1) == labels)
+            sums[index, 0] += np.sum(np.argmax(z, axis=-1) == labels)
             sums[index, 1] += n * float(losses.local_prediction_loss(labels, z))
             if previous is not None and unit.alignment_weight > 0:
                 alignment = losses.alignment_loss(features, previous)
