@@ -66,7 +66,9 @@ def vgg(
             f"input_shape must be (height, width, channels), got {input_shape!r}."
         )
     check_positive_int("num_classes", num_classes)
-    size = None if input_shape is None else min(input_shape[:2])
+    # Unknown size: every pooling is kept.
+    known = input_shape is not None and None not in tuple(input_shape[:2])
+    size = min(input_shape[:2]) if known else None
     plan = []  # [filters, pool_size] per convolution
     for item in config:
         if item == "M":
