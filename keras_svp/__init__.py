@@ -1,5 +1,14 @@
-"""keras-svp: train Keras models with Stochastic Variational Propagation."""
+"""keras-svp: train Keras models with Stochastic Variational Propagation.
 
+Subpackages: `keras_svp.applications` (ready-made MLP, VGG and ViT
+builders), `keras_svp.datasets` (data loaders) and `keras_svp.diagnostics`
+(per-unit accuracy, losses and plots).
+"""
+
+# Subpackages, importable as attributes (`keras_svp.applications.vit(...)`).
+from keras_svp import applications
+from keras_svp import datasets
+from keras_svp import diagnostics
 from keras_svp.layers import SVPBlock
 from keras_svp.layers import SVPConv2D
 from keras_svp.layers import SVPDense
@@ -21,6 +30,9 @@ __all__ = [
     "SVPSequential",
     "SVPUnit",
     "__version__",
+    "applications",
+    "datasets",
+    "diagnostics",
     "alignment_loss",
     "cosine_similarity_matrix",
     "local_prediction_loss",

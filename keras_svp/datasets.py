@@ -1,17 +1,30 @@
-"""Small real data sets for examples and tests, as NumPy arrays.
+"""Image classification data sets for examples and tests.
 
-Every loader returns `(x_train, y_train), (x_test, y_test)` with float32
-images scaled to [0, 1], shaped `(N, height, width, 1)`, and int32 labels.
+Every loader returns `(x_train, y_train), (x_test, y_test)`: float32 NHWC
+images scaled to [0, 1] and int32 labels. `load(name, format="tf.data")`
+returns batched `tf.data.Dataset`s of the same data instead.
 
 - `load_digits`: scikit-learn's 8x8 handwritten digits (1,797 images,
   bundled with scikit-learn, so always available offline).
-- `load_fashion_mnist`: Fashion-MNIST (70,000 28x28 images) read from IDX
-  files, e.g. those of Debian's `dataset-fashion-mnist` package, with
-  `keras.datasets.fashion_mnist` as the fallback.
-- `load(name, **kwargs)`: either of them by name.
+- `load_mnist`, `load_fashion_mnist`, `load_cifar10`, `load_cifar100`,
+  `load_imagenette`: each from a local directory first (IDX files or a
+  `.npz` file, for machines without internet), then from
+  `keras.datasets` (which downloads once) or `tensorflow-datasets`
+  (`source="tfds"`; Imagenette is only there). A data set that cannot be
+  found raises `DatasetNotFoundError`, which says how to get it; no other
+  data set is ever substituted.
+- `load(name, format=..., **kwargs)`: any of them by name, as arrays or
+  as batched `tf.data` pipelines (`to_tf_dataset`).
 - `read_idx` / `write_idx`: the IDX file format of (Fashion-)MNIST.
+
+Local files live in `$KERAS_SVP_DATA_DIR/<directory>` (the directory of
+each data set is in `SPECS`; Fashion-MNIST defaults to Debian's
+`/usr/share/datasets/fashion-mnist` when the variable is unset) or in the
+`path` given to the loader. A `.npz` file holds the arrays `x_train`,
+`y_train`, `x_test`, `y_test`, like the files `keras.datasets` caches.
 """
 
+import dataclasses
 import gzip
 import os
 import struct
@@ -22,7 +35,7 @@ import numpy as np
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 DATA_DIR_ENV = "KERAS_SVP_DATA_DIR"
 
-FASHION_MNIST_FILES = {
+IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
     "x_test": "t10k-images-idx3-ubyte",
@@ -167,6 +180,117 @@ def _find_file(directory, stem):
     return None
 
 
+class DatasetNotFoundError(FileNotFoundError):
+    """A data set is neither on disk nor downloadable; the message says how
+    to get it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _DatasetSpec:
+    """Where one data set comes from and what its arrays look like.
+
+    Attributes:
+        name: the name `load` takes, e.g. `"cifar10"`.
+        title: the name people write, for messages.
+        directory: its folder under `$KERAS_SVP_DATA_DIR`.
+        image_shape: `(height, width, channels)`, or `None` when images are
+            resized on loading (Imagenette).
+        num_classes: number of classes.
+        keras_name: module of `keras.datasets` that downloads it, if any.
+        tfds_name: its `tensorflow-datasets` name.
+        tfds_test_split: the `tfds` split used as the test set.
+        idx: whether the directory may hold (Fashion-)MNIST IDX files.
+    """
+
+    name: str
+    title: str
+    directory: str
+    image_shape: tuple
+    num_classes: int
+    keras_name: str
+    tfds_name: str
+    tfds_test_split: str = "test"
+    idx: bool = False
+
+    @property
+    def npz_name(self):
+        return f"{self.name}.npz"
+
+
+SPECS = {
+    spec.name: spec
+    for spec in (
+        _DatasetSpec(
+            "mnist", "MNIST", "mnist", (28, 28, 1), 10, "mnist", "mnist", idx=True
+        ),
+        _DatasetSpec(
+            "fashion_mnist",
+            "Fashion-MNIST",
+            "fashion-mnist",
+            (28, 28, 1),
+            10,
+            "fashion_mnist",
+            "fashion_mnist",
+            idx=True,
+        ),
+        _DatasetSpec(
+            "cifar10", "CIFAR-10", "cifar10", (32, 32, 3), 10, "cifar10", "cifar10"
+        ),
+        _DatasetSpec(
+            "cifar100",
+            "CIFAR-100",
+            "cifar100",
+            (32, 32, 3),
+            100,
+            "cifar100",
+            "cifar100",
+        ),
+        _DatasetSpec(
+            "imagenette",
+            "Imagenette",
+            "imagenette",
+            None,
+            10,
+            None,
+            "imagenette/160px",
+            tfds_test_split="validation",
+        ),
+    )
+}
+SOURCES = ("auto", "local", "keras", "tfds")
+
+
+def default_data_dir(name):
+    """Where the loader of data set `name` looks first when given no `path`.
+
+    `$KERAS_SVP_DATA_DIR/<directory>` if that variable is set (the
+    directory of each data set is `SPECS[name].directory`); otherwise
+    `~/.keras-svp/datasets/<directory>`, except for Fashion-MNIST, which
+    defaults to `/usr/share/datasets/fashion-mnist` (Debian's
+    `dataset-fashion-mnist` package).
+
+    Args:
+        name: a data set's name, as `load_dataset` takes it.
+
+    Returns:
+        The directory path, a string (it need not exist).
+
+    Example:
+
+        >>> os.path.basename(default_data_dir("cifar10"))
+        'cifar10'
+    """
+    spec = _spec(name)
+    root = os.environ.get(DATA_DIR_ENV)
+    if root:
+        return os.path.join(root, spec.directory)
+    if spec.name == "fashion_mnist":
+        return DEBIAN_FASHION_MNIST_DIR
+    return os.path.join(
+        os.path.expanduser("~"), ".keras-svp", "datasets", spec.directory
+    )
+
+
 def default_fashion_mnist_dir():
     """Where `load_fashion_mnist` looks first when given no `path`.
 
@@ -189,10 +313,15 @@ def default_fashion_mnist_dir():
         ...     default_fashion_mnist_dir()
         '/usr/share/datasets/fashion-mnist'
     """
-    root = os.environ.get(DATA_DIR_ENV)
-    if root:
-        return os.path.join(root, "fashion-mnist")
-    return DEBIAN_FASHION_MNIST_DIR
+    return default_data_dir("fashion_mnist")
+
+
+def _spec(name):
+    key = str(name).strip().lower().replace("-", "_")
+    if key not in SPECS:
+        known = ", ".join(sorted([*SPECS, "digits"]))
+        raise ValueError(f"Unknown data set {name!r}; known data sets: {known}.")
+    return SPECS[key]
 
 
 def _scale_images(images, max_value):
@@ -200,49 +329,296 @@ def _scale_images(images, max_value):
     return images[..., np.newaxis]
 
 
-def _check_split(images, labels, which, source, num_classes=10):
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
+def _check_split(spec, images, labels, which, source):
+    expected = spec.image_shape
+    if expected is None:
+        ok = images.ndim == 4
+        expected_text = "(N, height, width, channels)"
+    else:
+        ok = images.shape[1:] == expected
+        expected_text = str((None, *expected)).replace("None", "N")
+    if not ok:
         raise IDXFormatError(
-            f"Fashion-MNIST {which} images from {source} have shape "
-            f"{images.shape}, expected (N, 28, 28)."
+            f"{spec.title} {which} images from {source} have shape "
+            f"{images.shape}, expected {expected_text}."
         )
     if labels.ndim != 1 or len(labels) != len(images):
         raise IDXFormatError(
-            f"Fashion-MNIST {which} labels from {source} have shape "
+            f"{spec.title} {which} labels from {source} have shape "
             f"{labels.shape}, expected ({len(images)},) to match the images."
         )
-    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+    if len(labels) and (labels.min() < 0 or labels.max() >= spec.num_classes):
         raise IDXFormatError(
-            f"Fashion-MNIST {which} labels from {source} span "
-            f"[{labels.min()}, {labels.max()}], expected [0, {num_classes - 1}]."
+            f"{spec.title} {which} labels from {source} span "
+            f"[{labels.min()}, {labels.max()}], expected "
+            f"[0, {spec.num_classes - 1}]."
         )
 
 
-def _finish_fashion_mnist(x_train, y_train, x_test, y_test, source):
-    _check_split(x_train, y_train, "train", source)
-    _check_split(x_test, y_test, "test", source)
-    return (
-        (_scale_images(x_train, 255), y_train.astype(np.int32)),
-        (_scale_images(x_test, 255), y_test.astype(np.int32)),
+def _finish(spec, x_train, y_train, x_test, y_test, source):
+    """Checks raw uint8-range arrays and returns them scaled, NHWC, int32."""
+    splits = []
+    for which, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim == 3:  # grayscale without a channel axis
+            x = x[..., np.newaxis]
+        if y.ndim == 2 and y.shape[1] == 1:  # keras' CIFAR labels are (N, 1)
+            y = y[:, 0]
+        _check_split(spec, x, y, which, source)
+        x = np.asarray(x, dtype=np.float32) / np.float32(255)
+        splits.append((x, y.astype(np.int32)))
+    return tuple(splits)
+
+
+def _load_npz(path):
+    with np.load(path) as data:
+        missing = [
+            k for k in ("x_train", "y_train", "x_test", "y_test") if k not in data
+        ]
+        if missing:
+            raise IDXFormatError(
+                f"{path!r} lacks the arrays {missing}; a data set .npz file "
+                "holds x_train, y_train, x_test and y_test."
+            )
+        return data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+
+
+def _load_local(spec, path):
+    """The data set from `path` (a directory or an .npz file).
+
+    Returns the four raw arrays, or `(None, reason)` when it is not there.
+    """
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return _load_npz(path), None
+    npz = os.path.join(path, spec.npz_name)
+    if spec.idx:
+        found = {key: _find_file(path, stem) for key, stem in IDX_FILES.items()}
+        missing = [IDX_FILES[key] for key, file in found.items() if file is None]
+        if not missing:
+            arrays = [read_idx(found[key]) for key in IDX_FILES]
+            return arrays, None
+        if os.path.isfile(npz):
+            return _load_npz(npz), None
+        return None, (
+            f"the IDX files {', '.join(missing)} (or .gz) and "
+            f"{spec.npz_name} are missing from {path!r}"
+        )
+    if os.path.isfile(npz):
+        return _load_npz(npz), None
+    return None, f"{spec.npz_name} is missing from {path!r}"
+
+
+def _load_keras(spec, **options):
+    import keras
+
+    module = getattr(keras.datasets, spec.keras_name)
+    (x_train, y_train), (x_test, y_test) = module.load_data(**options)
+    return x_train, y_train, x_test, y_test
+
+
+def _import_tfds():
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise ImportError(
+            "Loading through tensorflow-datasets needs it installed: "
+            "pip install tensorflow-datasets"
+        ) from error
+    return tfds
+
+
+def _load_tfds(spec, data_dir=None, download=True, image_size=None):
+    """Both splits through `tfds.load`, as uint8-range NumPy arrays."""
+    tfds = _import_tfds()
+    import tensorflow as tf
+
+    splits = tfds.load(
+        spec.tfds_name,
+        split=["train", spec.tfds_test_split],
+        as_supervised=True,
+        data_dir=data_dir,
+        download=download,
+    )
+    arrays = []
+    for split in splits:
+        if image_size is not None:
+            size = (int(image_size[0]), int(image_size[1]))
+            split = split.map(lambda x, y, size=size: (tf.image.resize(x, size), y))
+        images, labels = [], []
+        for x, y in tfds.as_numpy(split.batch(1024)):
+            images.append(np.asarray(x, dtype=np.float32))
+            labels.append(np.asarray(y))
+        arrays += [np.concatenate(images), np.concatenate(labels)]
+    return arrays
+
+
+def _not_found(spec, reasons, error):
+    where = default_data_dir(spec.name)
+    how = [
+        f"put the data in a directory and pass path=..., or set {DATA_DIR_ENV} "
+        f"so that ${DATA_DIR_ENV}/{spec.directory} holds it (now: {where!r}); "
+        f"the directory holds {spec.npz_name} with the arrays x_train, y_train, "
+        "x_test, y_test"
+        + (
+            f", or the four IDX files {', '.join(IDX_FILES.values())} (gzipped or not)"
+            if spec.idx
+            else ""
+        ),
+    ]
+    if spec.name == "fashion_mnist":
+        how.append(
+            "install Debian's package: apt-get install dataset-fashion-mnist "
+            f"(it puts the files in {DEBIAN_FASHION_MNIST_DIR})"
+        )
+    if spec.keras_name:
+        how.append(
+            f"on a machine with internet, keras.datasets.{spec.keras_name}"
+            ".load_data() downloads it (source='keras', the default)"
+        )
+    how.append(
+        f"pip install tensorflow-datasets and load with source='tfds' "
+        f"(tfds name {spec.tfds_name!r}; data_dir=... for prepared data)"
+    )
+    cause = f" ({type(error).__name__}: {error})" if error is not None else ""
+    return DatasetNotFoundError(
+        f"{spec.title} is not available: {'; '.join(reasons)}{cause}. "
+        "To get it, either:\n" + "\n".join(f"  - {line}" for line in how)
     )
 
 
-def load_fashion_mnist(path=None):
+def load_dataset(
+    name, path=None, source="auto", data_dir=None, image_size=None, **keras_options
+):
+    """Loads a data set of `SPECS` from disk, `keras.datasets` or `tfds`.
+
+    Args:
+        name: a key of `SPECS`: `"mnist"`, `"fashion_mnist"`, `"cifar10"`,
+            `"cifar100"` or `"imagenette"` (dashes work too).
+        path: a directory holding the data (IDX files or `<name>.npz`) or an
+            `.npz` file. Default: `default_data_dir(name)`.
+        source: `"auto"` (the local files, then `keras.datasets`, or `tfds`
+            for Imagenette), `"local"`, `"keras"` or `"tfds"`.
+        data_dir: `tfds` data directory (source `"tfds"`).
+        image_size: `(height, width)` to resize to (needed by Imagenette,
+            whose images vary in size; `tfds` source only).
+        **keras_options: passed to `keras.datasets.<name>.load_data`, e.g.
+            `label_mode="coarse"` for CIFAR-100.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test)`: float32 NHWC images in
+        [0, 1] and int32 labels.
+
+    Raises:
+        DatasetNotFoundError: the data set is nowhere to be found; the
+            message says how to get it.
+        IDXFormatError: a local file is present but corrupt or inconsistent.
+
+    Example:
+
+        A tiny stand-in `.npz` file:
+
+        >>> import tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "cifar10.npz")
+        >>> x = np.full((4, 32, 32, 3), 255, dtype=np.uint8)
+        >>> y = np.arange(4).reshape(4, 1)
+        >>> np.savez(path, x_train=x, y_train=y, x_test=x, y_test=y)
+        >>> (x_train, y_train), _ = load_dataset("cifar10", path=path)
+        >>> x_train.shape, float(x_train.max()), y_train
+        ((4, 32, 32, 3), 1.0, array([0, 1, 2, 3], dtype=int32))
+    """
+    spec = _spec(name)
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")
+    explicit = path is not None
+    directory = os.fspath(path) if explicit else default_data_dir(spec.name)
+    reasons = []
+    if source in ("auto", "local"):
+        arrays, reason = _load_local(spec, directory)
+        if arrays is not None:
+            return _finish(spec, *arrays, source=directory)
+        reasons.append(reason)
+        if source == "local":
+            raise _not_found(spec, reasons, None)
+    if source == "keras" or (source == "auto" and spec.keras_name):
+        if not spec.keras_name:
+            raise ValueError(f"keras.datasets has no {spec.title}; use source='tfds'.")
+        if explicit and source == "auto":
+            warnings.warn(
+                f"{spec.title} files not found ({reasons[0]}); trying "
+                f"keras.datasets.{spec.keras_name} instead.",
+                stacklevel=3,
+            )
+        try:
+            arrays = _load_keras(spec, **keras_options)
+        except Exception as error:
+            reasons.append(f"keras.datasets.{spec.keras_name}.load_data() failed")
+            raise _not_found(spec, reasons, error) from error
+        return _finish(spec, *arrays, source=f"keras.datasets.{spec.keras_name}")
+    if keras_options:
+        raise TypeError(f"Options {sorted(keras_options)} are for keras.datasets only.")
+    try:
+        arrays = _load_tfds(spec, data_dir=data_dir, image_size=image_size)
+    except ImportError:
+        raise
+    except Exception as error:
+        reasons.append(f"tfds.load({spec.tfds_name!r}) failed")
+        raise _not_found(spec, reasons, error) from error
+    return _finish(spec, *arrays, source=f"tfds {spec.tfds_name}")
+
+
+def load_mnist(path=None, source="auto", **kwargs):
+    """Loads MNIST: 60,000 training and 10,000 test 28x28 digits.
+
+    Local files: `$KERAS_SVP_DATA_DIR/mnist` (or `path`) holding the four
+    IDX files or `mnist.npz` (the file `keras.datasets.mnist` caches). See
+    `load_dataset` for `source` and the other arguments.
+
+    Args:
+        path: a directory holding the data, or the `.npz` file itself.
+            Default: `default_data_dir("mnist")`.
+        source: `"auto"`, `"local"`, `"keras"` or `"tfds"`, as in
+            `load_dataset`.
+        **kwargs: passed on to `load_dataset`.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test)`: float32 images in [0, 1] of
+        shape `(N, 28, 28, 1)` and int32 labels in [0, 9].
+
+    Example:
+
+        A tiny stand-in `mnist.npz` file:
+
+        >>> import tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "mnist.npz")
+        >>> x = np.zeros((4, 28, 28), dtype=np.uint8)
+        >>> y = np.arange(4)
+        >>> np.savez(path, x_train=x, y_train=y, x_test=x, y_test=y)
+        >>> (x_train, y_train), _ = load_mnist(path=path)
+        >>> x_train.shape[1:], y_train.tolist()
+        ((28, 28, 1), [0, 1, 2, 3])
+    """
+    return load_dataset("mnist", path=path, source=source, **kwargs)
+
+
+def load_fashion_mnist(path=None, source="auto", **kwargs):
     """Loads Fashion-MNIST: 60,000 training and 10,000 test images.
 
     Reads the four IDX files `train-images-idx3-ubyte`,
     `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte` and
-    `t10k-labels-idx1-ubyte`, each gzipped (`.gz`) or not, from `path`. If
-    any of them is missing there, falls back to
-    `keras.datasets.fashion_mnist.load_data()` (which downloads the data
-    once into `~/.keras/datasets`); if that fails too, raises an error that
-    says how to get the data. No other data set is ever substituted.
+    `t10k-labels-idx1-ubyte`, each gzipped (`.gz`) or not (or a
+    `fashion_mnist.npz`), from `path`. If they are missing there, falls
+    back to `keras.datasets.fashion_mnist.load_data()` (which downloads the
+    data once into `~/.keras/datasets`); if that fails too, raises an error
+    that says how to get the data. No other data set is ever substituted.
 
     Args:
         path: directory of the IDX files. Default:
             `$KERAS_SVP_DATA_DIR/fashion-mnist` if `KERAS_SVP_DATA_DIR` is
             set, else `/usr/share/datasets/fashion-mnist`, where Debian's
             `dataset-fashion-mnist` package installs them.
+        source: see `load_dataset`.
+        **kwargs: see `load_dataset`.
 
     Returns:
         `(x_train, y_train), (x_test, y_test)`: float32 images in [0, 1] of
@@ -250,8 +626,8 @@ def load_fashion_mnist(path=None):
 
     Raises:
         IDXFormatError: a file is present but corrupt or inconsistent.
-        FileNotFoundError: the files are missing and Keras could not
-            download them.
+        DatasetNotFoundError: (a `FileNotFoundError`) the files are missing
+            and Keras could not download them.
 
     Example:
 
@@ -270,51 +646,150 @@ def load_fashion_mnist(path=None):
         >>> y_test
         array([0, 1, 2, 3], dtype=int32)
     """
-    explicit = path is not None
-    directory = os.fspath(path) if explicit else default_fashion_mnist_dir()
-    found = {
-        key: _find_file(directory, stem) for key, stem in FASHION_MNIST_FILES.items()
-    }
-    missing = [FASHION_MNIST_FILES[key] for key, file in found.items() if file is None]
-    if not missing:
-        arrays = {key: read_idx(file) for key, file in found.items()}
-        return _finish_fashion_mnist(
-            arrays["x_train"],
-            arrays["y_train"],
-            arrays["x_test"],
-            arrays["y_test"],
-            source=directory,
-        )
+    return load_dataset("fashion_mnist", path=path, source=source, **kwargs)
 
-    if explicit:
-        warnings.warn(
-            f"Fashion-MNIST IDX files {missing} (or .gz) not found in "
-            f"{directory!r}; trying keras.datasets.fashion_mnist instead.",
-            stacklevel=2,
-        )
-    try:
-        import keras
 
-        (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
-    except Exception as error:
-        raise FileNotFoundError(
-            "Fashion-MNIST is not available. The IDX files "
-            f"{', '.join(missing)} (or .gz) are missing from {directory!r}, and "
-            "keras.datasets.fashion_mnist.load_data() failed "
-            f"({type(error).__name__}: {error}). To get the data, either:\n"
-            "  - install Debian's package: apt-get install dataset-fashion-mnist "
-            f"(it puts the files in {DEBIAN_FASHION_MNIST_DIR}), or\n"
-            "  - pass path=... to a directory holding the four IDX files "
-            f"{', '.join(FASHION_MNIST_FILES.values())} (gzipped or not), or set "
-            f"{DATA_DIR_ENV} so that ${DATA_DIR_ENV}/fashion-mnist holds them."
-        ) from error
-    return _finish_fashion_mnist(
-        np.asarray(x_train),
-        np.asarray(y_train),
-        np.asarray(x_test),
-        np.asarray(y_test),
-        source="keras.datasets.fashion_mnist",
+def load_cifar10(path=None, source="auto", **kwargs):
+    """Loads CIFAR-10: 50,000 training and 10,000 test 32x32 color images.
+
+    Local file: `cifar10.npz` in `$KERAS_SVP_DATA_DIR/cifar10` (or `path`).
+    See `load_dataset` for `source` and the other arguments.
+
+    Args:
+        path: a directory holding the data, or the `.npz` file itself.
+            Default: `default_data_dir("cifar10")`.
+        source: `"auto"`, `"local"`, `"keras"` or `"tfds"`, as in
+            `load_dataset`.
+        **kwargs: passed on to `load_dataset`.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test)`: float32 images in [0, 1] of
+        shape `(N, 32, 32, 3)` and int32 labels in [0, 9].
+
+    Example:
+
+        A tiny stand-in `cifar10.npz` file:
+
+        >>> import tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "cifar10.npz")
+        >>> x = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+        >>> y = np.arange(4).reshape(4, 1)
+        >>> np.savez(path, x_train=x, y_train=y, x_test=x, y_test=y)
+        >>> (x_train, y_train), _ = load_cifar10(path=path)
+        >>> x_train.shape[1:], y_train.tolist()
+        ((32, 32, 3), [0, 1, 2, 3])
+    """
+    return load_dataset("cifar10", path=path, source=source, **kwargs)
+
+
+def load_cifar100(path=None, source="auto", **kwargs):
+    """Loads CIFAR-100 (fine labels): 50,000 + 10,000 32x32 color images.
+
+    Local file: `cifar100.npz` in `$KERAS_SVP_DATA_DIR/cifar100` (or
+    `path`). See `load_dataset` for `source` and the other arguments.
+
+    Args:
+        path: a directory holding the data, or the `.npz` file itself.
+            Default: `default_data_dir("cifar100")`.
+        source: `"auto"`, `"local"`, `"keras"` or `"tfds"`, as in
+            `load_dataset`.
+        **kwargs: passed on to `load_dataset`.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test)`: float32 images in [0, 1] of
+        shape `(N, 32, 32, 3)` and int32 labels in [0, 99].
+
+    Example:
+
+        A tiny stand-in `cifar100.npz` file:
+
+        >>> import tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "cifar100.npz")
+        >>> x = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+        >>> y = np.arange(4).reshape(4, 1)
+        >>> np.savez(path, x_train=x, y_train=y, x_test=x, y_test=y)
+        >>> (x_train, y_train), _ = load_cifar100(path=path)
+        >>> x_train.shape[1:], y_train.tolist()
+        ((32, 32, 3), [0, 1, 2, 3])
+    """
+    return load_dataset("cifar100", path=path, source=source, **kwargs)
+
+
+def load_imagenette(path=None, source="auto", image_size=(64, 64), **kwargs):
+    """Loads Imagenette (10 ImageNet classes) through `tensorflow-datasets`.
+
+    From `tfds` (`imagenette/160px`, validation split as the test set), with
+    every image resized to `image_size`; or from a local `imagenette.npz`
+    of already resized uint8 images in `$KERAS_SVP_DATA_DIR/imagenette` (or
+    `path`). See `load_dataset` for the other arguments.
+
+    Args:
+        path: a directory holding the data, or the `.npz` file itself.
+            Default: `default_data_dir("imagenette")`.
+        source: `"auto"`, `"local"`, `"keras"` or `"tfds"`, as in
+            `load_dataset`.
+        image_size: `(height, width)` every tfds image is resized to.
+        **kwargs: passed on to `load_dataset`.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test)`: float32 images in [0, 1] of
+        shape `(N, height, width, 3)` and int32 labels in [0, 9].
+
+    Example:
+
+        A tiny stand-in `imagenette.npz` file:
+
+        >>> import tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "imagenette.npz")
+        >>> x = np.zeros((4, 64, 64, 3), dtype=np.uint8)
+        >>> y = np.arange(4)
+        >>> np.savez(path, x_train=x, y_train=y, x_test=x, y_test=y)
+        >>> (x_train, y_train), _ = load_imagenette(path=path)
+        >>> x_train.shape[1:], y_train.tolist()
+        ((64, 64, 3), [0, 1, 2, 3])
+    """
+    return load_dataset(
+        "imagenette", path=path, source=source, image_size=image_size, **kwargs
     )
+
+
+FORMATS = ("numpy", "tf.data")
+
+
+def to_tf_dataset(x, y, batch_size=128, shuffle=False, seed=0, drop_remainder=False):
+    """Wraps arrays in a batched, prefetched `tf.data.Dataset`.
+
+    Keras' `fit` accepts such a pipeline on every backend (TensorFlow must
+    be installed).
+
+    Args:
+        x: input array.
+        y: label array, as long as `x`.
+        batch_size: batch size.
+        shuffle: whether to reshuffle the whole set every epoch.
+        seed: seed of the shuffle.
+        drop_remainder: whether to drop the last, smaller batch.
+
+    Returns:
+        A `tf.data.Dataset` of `(x_batch, y_batch)`.
+
+    Example:
+
+        >>> ds = to_tf_dataset(np.zeros((5, 2, 2, 1), "float32"), np.arange(5), 2)
+        >>> [tuple(x.shape) for x, _ in ds]
+        [(2, 2, 2, 1), (2, 2, 2, 1), (1, 2, 2, 1)]
+    """
+    import tensorflow as tf
+
+    if len(x) != len(y):
+        raise ValueError(f"x and y differ in length: {len(x)} and {len(y)}.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def load_digits(test_fraction=0.2, seed=0):
@@ -365,30 +840,54 @@ def load_digits(test_fraction=0.2, seed=0):
 
 LOADERS = {
     "digits": load_digits,
+    "mnist": load_mnist,
     "fashion_mnist": load_fashion_mnist,
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
+    "imagenette": load_imagenette,
 }
 
 
-def load(name, **kwargs):
-    """Loads a data set by name.
+def load(name, format="numpy", batch_size=128, shuffle=True, seed=0, **kwargs):
+    """Loads a data set by name, as arrays or as `tf.data` pipelines.
 
     Args:
-        name: `"digits"` or `"fashion_mnist"` (`"fashion-mnist"` works too).
-        **kwargs: passed to the loader (`load_digits` or
-            `load_fashion_mnist`).
+        name: `"digits"`, `"mnist"`, `"fashion_mnist"`, `"cifar10"`,
+            `"cifar100"` or `"imagenette"` (`"fashion-mnist"` works too).
+        format: `"numpy"` for arrays, `"tf.data"` for batched
+            `tf.data.Dataset`s (see `to_tf_dataset`).
+        batch_size: batch size of the `tf.data` pipelines.
+        shuffle: whether the training pipeline reshuffles every epoch (the
+            test pipeline never does).
+        seed: seed of that shuffle.
+        **kwargs: passed to the loader (e.g. `path=`, `source=`,
+            `test_fraction=` for digits).
 
     Returns:
-        `(x_train, y_train), (x_test, y_test)` as the loader returns them.
+        `(x_train, y_train), (x_test, y_test)` for `"numpy"`;
+        `(train_dataset, test_dataset)` for `"tf.data"`.
 
     Example:
 
         >>> (x_train, y_train), _ = load("digits", test_fraction=0.5)
         >>> len(x_train)
         898
+        >>> train, test = load("digits", format="tf.data", batch_size=100)
+        >>> x, y = next(iter(train))
+        >>> tuple(x.shape), str(y.dtype)
+        ((100, 8, 8, 1), "<dtype: 'int32'>")
     """
     key = str(name).strip().lower().replace("-", "_")
     if key not in LOADERS:
         raise ValueError(
             f"Unknown data set {name!r}; known data sets: {', '.join(sorted(LOADERS))}."
         )
-    return LOADERS[key](**kwargs)
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}.")
+    (x_train, y_train), (x_test, y_test) = LOADERS[key](**kwargs)
+    if format == "numpy":
+        return (x_train, y_train), (x_test, y_test)
+    return (
+        to_tf_dataset(x_train, y_train, batch_size, shuffle=shuffle, seed=seed),
+        to_tf_dataset(x_test, y_test, batch_size),
+    )

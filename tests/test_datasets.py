@@ -79,9 +79,9 @@ def test_load_dispatches_by_name():
 
 def test_load_unknown_name_lists_known_names():
     with pytest.raises(ValueError, match="mnist") as info:
-        datasets.load("cifar10")
+        datasets.load("svhn")
     assert "digits" in str(info.value) and "fashion_mnist" in str(info.value)
-    assert "cifar10" in str(info.value)
+    assert "svhn" in str(info.value) and "cifar100" in str(info.value)
 
 
 def test_load_accepts_dashed_name(tmp_path):
@@ -345,3 +345,199 @@ def test_fashion_mnist_falls_back_to_keras(tmp_path, monkeypatch):
     assert x_train.shape == (12, 28, 28, 1) and x_test.shape == (8, 28, 28, 1)
     assert x_train.dtype == np.float32 and y_train.dtype == np.int32
     np.testing.assert_allclose(x_test[..., 0] * 255, x[12:], atol=1e-4)
+
+
+# Every data set of SPECS: local .npz, keras.datasets, tfds (mock data) ------
+
+
+def _uint8_images(n, shape, seed=0):
+    return np.random.default_rng(seed).integers(
+        0, 256, size=(n, *shape), dtype=np.uint8
+    )
+
+
+def _write_npz(path, spec, n_train=12, n_test=8):
+    shape = spec.image_shape or (16, 16, 3)
+    x_train, x_test = _uint8_images(n_train, shape), _uint8_images(n_test, shape, 1)
+    y_train = np.arange(n_train) % spec.num_classes
+    y_test = (np.arange(n_test) + 3) % spec.num_classes
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return x_train, y_train, x_test, y_test
+
+
+@pytest.mark.parametrize("name", sorted(datasets.SPECS))
+def test_npz_in_data_dir(name, tmp_path, monkeypatch):
+    spec = datasets.SPECS[name]
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    (tmp_path / spec.directory).mkdir()
+    x_train, y_train, _, y_test = _write_npz(
+        tmp_path / spec.directory / spec.npz_name, spec
+    )
+    (xa, ya), (xb, yb) = datasets.load(name, source="local")
+    assert xa.dtype == xb.dtype == np.float32 and ya.dtype == yb.dtype == np.int32
+    assert xa.shape == x_train.shape and xa.ndim == 4
+    np.testing.assert_allclose(xa * 255, x_train, atol=1e-4)
+    np.testing.assert_array_equal(ya, y_train)
+    np.testing.assert_array_equal(yb, y_test)
+
+
+def test_npz_file_as_path(tmp_path):
+    spec = datasets.SPECS["cifar100"]
+    _write_npz(tmp_path / "anything.npz", spec, n_train=150)
+    (x_train, y_train), _ = datasets.load_cifar100(tmp_path / "anything.npz")
+    assert x_train.shape == (150, 32, 32, 3) and y_train.max() == 99
+
+
+def test_npz_with_wrong_image_shape(tmp_path):
+    np.savez(
+        tmp_path / "cifar10.npz",
+        x_train=_uint8_images(4, (28, 28)),
+        y_train=np.zeros(4),
+        x_test=_uint8_images(4, (28, 28)),
+        y_test=np.zeros(4),
+    )
+    with pytest.raises(
+        datasets.IDXFormatError, match=r"CIFAR-10 train images.*\(N, 32, 32, 3\)"
+    ):
+        datasets.load_cifar10(tmp_path, source="local")
+
+
+def test_npz_missing_array(tmp_path):
+    np.savez(tmp_path / "mnist.npz", x_train=np.zeros((2, 28, 28)))
+    with pytest.raises(datasets.IDXFormatError, match="y_train"):
+        datasets.load_mnist(tmp_path)
+
+
+def test_mnist_idx_directory(tmp_path):
+    arrays = _write_fake_fashion(tmp_path, n_train=10, n_test=10)
+    (x_train, _), (_, y_test) = datasets.load_mnist(tmp_path, source="local")
+    np.testing.assert_allclose(x_train[..., 0] * 255, arrays["train"][0], atol=1e-4)
+    np.testing.assert_array_equal(y_test, arrays["t10k"][1])
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "cifar100", "imagenette"])
+def test_missing_data_set_says_how_to_get_it(name, tmp_path, monkeypatch):
+    spec = datasets.SPECS[name]
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    with pytest.raises(datasets.DatasetNotFoundError) as info:
+        datasets.load(name, source="local")
+    message = str(info.value)
+    assert datasets.DATA_DIR_ENV in message
+    assert str(tmp_path / spec.directory) in message
+    assert spec.npz_name in message
+    assert "pip install tensorflow-datasets" in message
+    assert spec.tfds_name in message
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_auto_source_tries_keras_then_explains(tmp_path, monkeypatch):
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", _offline)
+    with pytest.raises(datasets.DatasetNotFoundError) as info:
+        datasets.load_cifar10()
+    message = str(info.value)
+    assert "keras.datasets.cifar10" in message and "simulated: no internet" in message
+    assert "cifar10.npz" in message
+
+
+def test_keras_source_cifar_labels_are_flattened(monkeypatch):
+    x = _uint8_images(6, (32, 32, 3))
+    y = np.arange(6).reshape(6, 1) % 10
+    calls = []
+
+    def fake_load_data(**options):
+        calls.append(options)
+        return (x[:4], y[:4]), (x[4:], y[4:])
+
+    monkeypatch.setattr(keras.datasets.cifar100, "load_data", fake_load_data)
+    (x_train, y_train), (x_test, y_test) = datasets.load_cifar100(
+        source="keras", label_mode="coarse"
+    )
+    assert calls == [{"label_mode": "coarse"}]
+    assert x_train.shape == (4, 32, 32, 3) and y_test.shape == (2,)
+    np.testing.assert_array_equal(y_train, [0, 1, 2, 3])
+
+
+def test_imagenette_has_no_keras_source():
+    with pytest.raises(ValueError, match="source='tfds'"):
+        datasets.load_imagenette(source="keras")
+
+
+def test_bad_source_and_format():
+    with pytest.raises(ValueError, match="source must be one of"):
+        datasets.load_mnist(source="internet")
+    with pytest.raises(ValueError, match="format must be one of"):
+        datasets.load("digits", format="torch")
+
+
+@pytest.fixture()
+def tfds_mock():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=12):
+        yield
+
+
+@pytest.mark.parametrize(
+    "name, shape, num_classes",
+    [
+        ("mnist", (28, 28, 1), 10),
+        ("fashion_mnist", (28, 28, 1), 10),
+        ("cifar10", (32, 32, 3), 10),
+        ("cifar100", (32, 32, 3), 100),
+    ],
+)
+def test_tfds_source_with_mock_data(tfds_mock, name, shape, num_classes):
+    (x_train, y_train), (x_test, y_test) = datasets.load(name, source="tfds")
+    for x, y in ((x_train, y_train), (x_test, y_test)):
+        assert x.shape == (12, *shape) and x.dtype == np.float32
+        assert y.shape == (12,) and y.dtype == np.int32
+        assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.5
+        assert 0 <= y.min() and y.max() < num_classes
+
+
+def test_tfds_imagenette_is_resized(tfds_mock):
+    # The mock images have random sizes, like the real ones.
+    (x_train, _), (x_test, y_test) = datasets.load_imagenette(
+        source="tfds", image_size=(24, 20)
+    )
+    assert x_train.shape == (12, 24, 20, 3) and x_test.shape == (12, 24, 20, 3)
+    assert x_train.dtype == np.float32 and 0.0 <= x_train.min() <= x_train.max() <= 1.0
+    assert y_test.max() < 10
+
+
+def test_tfds_format_tf_data(tfds_mock):
+    train, test = datasets.load(
+        "cifar10", source="tfds", format="tf.data", batch_size=5
+    )
+    sizes = [int(x.shape[0]) for x, _ in train]
+    assert sizes == [5, 5, 2]
+    x, y = next(iter(test))
+    assert tuple(x.shape) == (5, 32, 32, 3) and x.dtype.name == "float32"
+
+
+def test_tf_data_train_reshuffles_test_keeps_order():
+    train, test = datasets.load("digits", format="tf.data", batch_size=2000, seed=3)
+    (_, y_train), (_, y_test) = datasets.load_digits()
+    epoch_1 = next(iter(train))[1].numpy()
+    epoch_2 = next(iter(train))[1].numpy()
+    assert sorted(epoch_1) == sorted(y_train) and not np.array_equal(epoch_1, epoch_2)
+    np.testing.assert_array_equal(next(iter(test))[1].numpy(), y_test)
+
+
+def test_tf_data_trains_a_keras_model_on_real_fashion_mnist(debian_fashion):
+    # The local path on the real offline files, through tf.data, on the
+    # suite's backend.
+    train, test = datasets.load(
+        "fashion_mnist", path=DEBIAN_DIR, format="tf.data", batch_size=256
+    )
+    model = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+    model.compile(
+        "adam",
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(train.take(40), epochs=1, verbose=0)
+    _, accuracy = model.evaluate(test.take(8), verbose=0)
+    assert accuracy > 0.6

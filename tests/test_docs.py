@@ -10,7 +10,6 @@ import keras
 import pytest
 
 import keras_svp
-from keras_svp import datasets
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ONLY_ON_JAX = pytest.mark.skipif(
@@ -21,20 +20,38 @@ ONLY_ON_JAX = pytest.mark.skipif(
 
 
 def public_api():
-    """`(qualified name, object)` of every class and function the docs cover."""
-    exported = [
-        (f"keras_svp.{name}", getattr(keras_svp, name))
-        for name in keras_svp.__all__
-        if name != "__version__"
-    ]
-    loaders = [
-        (f"keras_svp.datasets.{name}", value)
-        for name, value in vars(datasets).items()
-        if inspect.isfunction(value)
+    """`(qualified name, object)` of every class and function the docs cover:
+    the exports of `keras_svp`, and those of its exported subpackages."""
+    found = []
+    for name in keras_svp.__all__:
+        value = getattr(keras_svp, name)
+        if name == "__version__":
+            continue
+        if inspect.ismodule(value):
+            found += module_api(value)
+        else:
+            found.append((f"keras_svp.{name}", value))
+    return found
+
+
+def module_api(module):
+    names = getattr(module, "__all__", None) or [
+        name
+        for name, value in vars(module).items()
+        if (inspect.isfunction(value) or inspect.isclass(value))
         and not name.startswith("_")
-        and value.__module__ == datasets.__name__
+        and value.__module__.startswith(module.__name__)
     ]
-    return exported + loaders
+    # Constants and exception classes document themselves in a line.
+    return [
+        (f"{module.__name__}.{name}", getattr(module, name))
+        for name in names
+        if inspect.isfunction(getattr(module, name))
+        or (
+            inspect.isclass(getattr(module, name))
+            and not issubclass(getattr(module, name), Exception)
+        )
+    ]
 
 
 @pytest.mark.parametrize("name, obj", public_api(), ids=lambda v: str(v))

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-import keras_svp
+from keras_svp import applications
 
 HEAD_LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -24,15 +24,26 @@ def build_mlp(
     learning_rate=1e-3,
     **unit_options,
 ):
-    """`depth` SVPDense units of `width`, then `Dense(num_classes)`, compiled.
+    """`applications.mlp`: `depth` SVPDense units of `width`, compiled.
 
     `unit_options` go to every `SVPDense` (e.g. `projection_dropout=0`).
     """
     keras.utils.set_random_seed(seed)
-    layers = [keras.layers.Flatten()] if flatten else []
-    layers += [keras_svp.SVPDense(width, **unit_options) for _ in range(depth)]
-    layers.append(keras.layers.Dense(num_classes))
-    return _compiled_sequential(layers, mode, seed, input_alignment, learning_rate)
+    model = applications.mlp(
+        num_classes=num_classes,
+        depth=depth,
+        width=width,
+        mode=mode,
+        flatten=flatten,
+        input_alignment=input_alignment,
+        seed=seed,
+        **unit_options,
+    )
+    return compile_model(model, learning_rate)
+
+
+# Three SVPConv2D units of 32, 64 and 128 filters, each with max pooling.
+SMALL_CNN = (32, "M", 64, "M", 128, "M")
 
 
 def build_cnn(
@@ -43,21 +54,20 @@ def build_cnn(
     learning_rate=1e-3,
     **unit_options,
 ):
-    """A small CNN of `SVPConv2D` units for 28x28 images, compiled."""
+    """A small VGG-style CNN (`SMALL_CNN`), compiled and unbuilt.
+
+    Its three poolings fit images of 8x8 pixels or more.
+    """
     keras.utils.set_random_seed(seed)
-    layers = [
-        keras_svp.SVPConv2D(32, 3, pool_size=2, **unit_options),
-        keras_svp.SVPConv2D(64, 3, pool_size=2, **unit_options),
-        keras_svp.SVPConv2D(128, 3, pool_size=2, **unit_options),
-        keras.layers.Flatten(),
-        keras.layers.Dense(num_classes),
-    ]
-    return _compiled_sequential(layers, mode, seed, input_alignment, learning_rate)
-
-
-def _compiled_sequential(layers, mode, seed, input_alignment, learning_rate):
-    model = keras_svp.SVPSequential(
-        layers, mode=mode, input_alignment=input_alignment, seed=seed
+    model = applications.vgg(
+        SMALL_CNN,
+        num_classes=num_classes,
+        input_shape=None,
+        mode=mode,
+        input_alignment=input_alignment,
+        seed=seed,
+        name="cnn",
+        **unit_options,
     )
     return compile_model(model, learning_rate)
 

@@ -1,0 +1,135 @@
+"""VGG-style networks of `SVPConv2D` units."""
+
+import math
+
+import keras
+
+from keras_svp.applications.common import check_positive_int
+from keras_svp.applications.common import svp_sequential
+from keras_svp.layers import SVPConv2D
+from keras_svp.layers import SVPDense
+
+# Filters per convolution; "M" is a 2x2 max pooling after the previous one.
+VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+def vgg(
+    config,
+    num_classes=10,
+    input_shape=(32, 32, 3),
+    width_multiplier=1.0,
+    classifier_units=(),
+    mode="svp",
+    input_alignment=False,
+    seed=None,
+    name="vgg",
+    **unit_options,
+):
+    """A VGG-style CNN: 3x3 `SVPConv2D` units (BatchNorm, ReLU, max pooling).
+
+    Every convolution is one SVP unit; a max pooling (`"M"` in `config`) is
+    fused into the unit before it, so the unit's projection sees the pooled
+    map. A pooling that would shrink the map below 1x1 is left out, which
+    lets VGG-11's five poolings serve 28x28 inputs (28 -> 14 -> 7 -> 3 -> 1).
+    After the last convolution: `Flatten`, optional `SVPDense` units, and a
+    `Dense(num_classes)` head.
+
+    Args:
+        config: sequence of filter counts (ints) and `"M"`s, e.g. `VGG11`.
+        num_classes: number of classes.
+        input_shape: `(height, width, channels)` of the images; decides
+            which poolings fit and builds the model. `None` keeps every
+            pooling and leaves the model unbuilt.
+        width_multiplier: scales every filter count (at least 1 filter),
+            e.g. `0.125` for a tiny test network.
+        classifier_units: widths of `SVPDense` units between the flattened
+            features and the head (VGG's fully connected layers).
+        mode: `"svp"` or `"bp"`.
+        input_alignment: whether the first unit aligns with a fixed random
+            projection of the input (see `SVPModel`).
+        seed: seed of that input projection (see `SVPModel`).
+        name: model name.
+        **unit_options: passed to every SVP unit, e.g.
+            `projection_pool_size=2` to shrink the projections of wide maps.
+
+    Returns:
+        A built, uncompiled `SVPSequential`.
+
+    Example:
+
+        >>> model = vgg((8, "M", 16, "M"), input_shape=(8, 8, 1))
+        >>> [layer.filters for layer in model.layers[:2]]
+        [8, 16]
+    """
+    if width_multiplier <= 0:
+        raise ValueError(f"width_multiplier must be > 0, got {width_multiplier!r}.")
+    if input_shape is not None and len(input_shape) != 3:
+        raise ValueError(
+            f"input_shape must be (height, width, channels), got {input_shape!r}."
+        )
+    check_positive_int("num_classes", num_classes)
+    # Unknown size: every pooling is kept.
+    known = input_shape is not None and None not in tuple(input_shape[:2])
+    size = min(input_shape[:2]) if known else None
+    plan = []  # [filters, pool_size] per convolution
+    for item in config:
+        if item == "M":
+            if not plan:
+                raise ValueError("config must start with a filter count, not 'M'.")
+            if plan[-1][1] is None and (size is None or size >= 2):
+                plan[-1][1] = 2
+                size = None if size is None else size // 2
+            continue
+        check_positive_int("a filter count in config", item)
+        plan.append([max(1, int(math.ceil(item * width_multiplier))), None])
+    layers = [
+        SVPConv2D(filters, 3, pool_size=pool_size, **unit_options)
+        for filters, pool_size in plan
+    ]
+    layers.append(keras.layers.Flatten())
+    layers += [SVPDense(units, **unit_options) for units in classifier_units]
+    layers.append(keras.layers.Dense(num_classes, name="head"))
+    return svp_sequential(layers, mode, input_shape, input_alignment, seed, name)
+
+
+def vgg11(
+    num_classes=10,
+    input_shape=(32, 32, 3),
+    width_multiplier=1.0,
+    mode="svp",
+    name="vgg11",
+    **kwargs,
+):
+    """VGG-11 of `SVPConv2D` units, for 28x28 or 32x32 images.
+
+    Eight 3x3 convolutions (64, 128, 256, 256, 512, 512, 512, 512 filters
+    times `width_multiplier`) with BatchNorm and ReLU, five 2x2 max
+    poolings (four on 28x28 inputs), then a `Dense(num_classes)` head.
+
+    Args:
+        num_classes: number of classes (the head's width).
+        input_shape: `(height, width, channels)` of the images.
+        width_multiplier: scales every layer's number of filters.
+        mode: `"svp"` or `"bp"`.
+        name: the model's name.
+        **kwargs: passed on to `vgg` (and from there to the `SVPConv2D`
+            units).
+
+    Returns:
+        A built, uncompiled `SVPSequential`.
+
+    Example:
+
+        >>> model = vgg11(input_shape=(28, 28, 1), width_multiplier=0.125)
+        >>> len(model.layers), model.compute_output_shape((None, 28, 28, 1))
+        (10, (None, 10))
+    """
+    return vgg(
+        VGG11,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        width_multiplier=width_multiplier,
+        mode=mode,
+        name=name,
+        **kwargs,
+    )

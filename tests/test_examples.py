@@ -1,0 +1,110 @@
+"""The example scripts run end to end with --quick on the suite's backend."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_svp import datasets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+sys.path.insert(0, EXAMPLES)
+
+import example_utils  # noqa: E402
+import vgg  # noqa: E402
+import vit_svp_plus  # noqa: E402
+
+
+def _check_report(report, example, dataset, mode, train_size):
+    assert report["example"] == example
+    assert report["backend"] == keras.backend.backend()
+    assert (report["dataset"], report["mode"], report["epochs"]) == (dataset, mode, 1)
+    assert report["train_size"] == train_size
+    assert 0.0 <= report["test_accuracy"] <= 1.0
+    assert report["fit_s"] > 0 and report["peak_rss_mib"] > 50
+    assert report["parameters"] > 0
+
+
+def test_mlp_example_command_line(tmp_path):
+    # The real command line, in a fresh process, on this backend, on a slice
+    # of the real Fashion-MNIST files where Debian's package has them.
+    dataset = (
+        "fashion_mnist"
+        if os.path.isdir(datasets.DEBIAN_FASHION_MNIST_DIR)
+        else "digits"
+    )
+    out = tmp_path / "mlp.json"
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = subprocess.run(
+        [sys.executable, "mlp.py", "--quick", "--dataset", dataset, "--json", out],
+        cwd=EXAMPLES,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test accuracy" in result.stdout and "peak RSS" in result.stdout
+    report = json.loads(out.read_text())
+    _check_report(report, "mlp.py", dataset, "svp", 512)
+    assert report["augmented"] is False
+
+
+@pytest.mark.parametrize(
+    "module, argv, dataset, mode",
+    [
+        (vgg, ["--dataset", "digits", "--mode", "bp"], "digits", "bp"),
+        (vit_svp_plus, ["--dataset", "digits"], "digits", "svp"),
+    ],
+    ids=["vgg-bp", "vit-svp"],
+)
+def test_examples_quick(module, argv, dataset, mode, capsys):
+    report = module.main(["--quick", *argv])
+    _check_report(report, f"{module.__name__}.py", dataset, mode, 512)
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_augmentation_flips_and_shifts_cifar_batches():
+    class Args:
+        dataset, augment, batch_size, seed = "cifar10", "auto", 8, 0
+
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 32, 32, 3)).astype("float32")
+    y = np.arange(8)
+    train, test, augmented = example_utils.pipelines(Args, ((x, y), (x, y)))
+    assert augmented
+    x_aug, y_aug = next(iter(train))
+    x_aug, y_aug = np.asarray(x_aug), np.asarray(y_aug)
+    assert x_aug.shape == x.shape and x_aug.dtype == np.float32
+    changed = [not np.allclose(x_aug[i], x[label]) for i, label in enumerate(y_aug)]
+    assert sum(changed) >= 6  # nearly every image is flipped or shifted
+    x_test, _ = next(iter(test))
+    np.testing.assert_array_equal(np.asarray(x_test), x)  # the test set is not
+    Args.augment = "off"
+    assert example_utils.pipelines(Args, ((x, y), (x, y)))[2] is False
+
+
+def test_results_table(tmp_path):
+    report = {
+        "example": "mlp.py",
+        "backend": "jax",
+        "dataset": "digits",
+        "mode": "svp",
+        "epochs": 2,
+        "test_accuracy": 0.91234,
+        "first_epoch_s": 3.04,
+        "later_epoch_s": None,
+        "peak_rss_mib": 1000.4,
+        "machine": "x86_64 2 CPUs",
+    }
+    (tmp_path / "a.json").write_text(json.dumps(report))
+    table = example_utils.results_table([tmp_path / "a.json"]).splitlines()
+    assert len(table) == 3
+    assert table[2] == (
+        "| mlp.py | jax | digits | svp | 2 | 0.9123 | 3.0 | - | 1000 | x86_64 2 CPUs |"
+    )
