@@ -10,10 +10,11 @@ import numpy as np
 from keras import ops
 from keras import tree
 
-NONFINITE_INPUTS = (
-    "A batch of inputs contains NaN or Inf values. Clean the data (drop or "
-    "impute those samples, e.g. with numpy.nan_to_num) before training."
+CLEAN_THE_DATA = (
+    "Clean the data (drop or impute those samples, e.g. with "
+    "numpy.nan_to_num) before training."
 )
+NONFINITE_INPUTS = f"A batch of inputs contains NaN or Inf values. {CLEAN_THE_DATA}"
 
 
 def labels_out_of_range(num_classes, low="", high=""):
@@ -62,8 +63,7 @@ def check_array_inputs(x):
         if not finite.all():
             raise ValueError(
                 f"{int((~finite).sum())} of the {len(array)} input samples "
-                "contain NaN or Inf values. Clean the data (drop or impute "
-                "those samples, e.g. with numpy.nan_to_num) before training."
+                f"contain NaN or Inf values. {CLEAN_THE_DATA}"
             )
 
 

@@ -1,4 +1,5 @@
 import keras
+from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
 
 class SVPTrainerBase(keras.Model):
@@ -16,3 +17,14 @@ class SVPTrainerBase(keras.Model):
     def _build_before_fit(self, input_shape):
         """Builds the model before Keras' `fit` starts."""
         self.build(input_shape)
+
+    def _raise_for_invalid_batch(self, data):
+        """Raises the first failed check of `check_batch` on a concrete batch.
+
+        PyTorch runs it eagerly in the step; JAX on the host before the
+        compiled step. TensorFlow turns the checks into graph assertions.
+        """
+        x, y, _ = unpack_x_y_sample_weight(data)
+        for ok, message in self.check_batch(x, y):
+            if not ok:
+                raise ValueError(message)

@@ -38,7 +38,7 @@ class JAXSVPTrainer(SVPTrainerBase):
     def _stateless_grad(self, fn, indices, trainable, non_trainable, optimizer):
         """`value_and_grad` of `fn`'s loss w.r.t. the variables at `indices`.
 
-        `fn()` returns `(loss, aux)`. Returns `(loss, aux, non_trainable,
+        `fn()` returns `(loss, aux)`. Returns `(aux, non_trainable,
         gradients)` with gradients aligned with `indices`.
         """
 
@@ -49,18 +49,18 @@ class JAXSVPTrainer(SVPTrainerBase):
 
             def run():
                 loss, aux = fn()
-                return self.optimizer.scale_loss(loss), (loss, aux)
+                return self.optimizer.scale_loss(loss), aux
 
-            (scaled, (loss, aux)), updated = self._stateless_run(
+            (scaled, aux), updated = self._stateless_run(
                 run, values, non_trainable, optimizer
             )
-            return scaled, (loss, aux, updated)
+            return scaled, (aux, updated)
 
         selected = [trainable[i] for i in indices]
-        (_, (loss, aux, non_trainable)), grads = jax.value_and_grad(
+        (_, (aux, non_trainable)), grads = jax.value_and_grad(
             scaled_loss, has_aux=True
         )(selected, non_trainable)
-        return loss, aux, non_trainable, grads
+        return aux, non_trainable, grads
 
     # Batches are checked on the host, before the compiled step: an error
     # raised inside it would come after JAX has donated (deleted) the state
@@ -82,7 +82,7 @@ class JAXSVPTrainer(SVPTrainerBase):
             def batches():
                 for data in iterator:
                     try:
-                        self._assert_valid_batch(data)
+                        self._raise_for_invalid_batch(data)
                     except ValueError:
                         # The model keeps the state from before this step
                         # (or group of `steps_per_execution` steps).
@@ -94,12 +94,6 @@ class JAXSVPTrainer(SVPTrainerBase):
 
         checked.checks_batches = True
         return checked
-
-    def _assert_valid_batch(self, data):
-        x, y, _ = unpack_x_y_sample_weight(data)
-        for ok, message in self.check_batch(x, y):
-            if not ok:
-                raise ValueError(message)
 
     def _restore_state(self, state):
         names = (
@@ -127,7 +121,7 @@ class JAXSVPTrainer(SVPTrainerBase):
                     index, h, y, sample_weight, previous, training=True
                 )
 
-            _, aux, non_trainable, grads = self._stateless_grad(
+            aux, non_trainable, grads = self._stateless_grad(
                 unit_loss, indices, trainable, non_trainable, optimizer
             )
             # Tie the unit's outputs to its gradients: the next unit cannot
@@ -146,7 +140,7 @@ class JAXSVPTrainer(SVPTrainerBase):
         def head_loss_fn(h=h):
             return self.head_forward(h, y, sample_weight, training=True)
 
-        _, (y_pred, head_loss), non_trainable, grads = self._stateless_grad(
+        (y_pred, head_loss), non_trainable, grads = self._stateless_grad(
             head_loss_fn,
             head_indices,
             trainable,

@@ -27,18 +27,12 @@ class TensorFlowSVPTrainer(SVPTrainerBase):
         start = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
         rows = tf.range(tf.reduce_sum(sizes))
         others = tf.logical_or(rows < start, rows >= start + size[0])
-        return tuple(
-            tf.concat(
-                [
-                    mine,
-                    tf.boolean_mask(
-                        context.all_gather(tf.stop_gradient(mine), 0), others
-                    ),
-                ],
-                axis=0,
-            )
-            for mine in (features, previous)
-        )
+
+        def whole_batch(mine):
+            everyone = context.all_gather(tf.stop_gradient(mine), axis=0)
+            return tf.concat([mine, tf.boolean_mask(everyone, others)], axis=0)
+
+        return whole_batch(features), whole_batch(previous)
 
     def _build_on_first_trace(self, data):
         # Without a distribution strategy Keras' TF trainer builds the model

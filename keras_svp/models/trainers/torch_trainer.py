@@ -7,14 +7,8 @@ from keras_svp.models.trainers.base import SVPTrainerBase
 class TorchSVPTrainer(SVPTrainerBase):
     """SVP steps on PyTorch: `backward()` per unit on a detached input."""
 
-    def _assert_valid_batch(self, data):
-        x, y, _ = unpack_x_y_sample_weight(data)
-        for ok, message in self.check_batch(x, y):
-            if not ok:
-                raise ValueError(message)
-
     def train_step(self, data):
-        self._assert_valid_batch(data)
+        self._raise_for_invalid_batch(data)
         if self.mode != "svp":
             return super().train_step(data)
         x, y, sample_weight = unpack_x_y_sample_weight(data)
@@ -47,7 +41,7 @@ class TorchSVPTrainer(SVPTrainerBase):
         return self.compute_metrics(x, y, y_pred.detach(), sample_weight=sample_weight)
 
     def test_step(self, data):
-        self._assert_valid_batch(data)
+        self._raise_for_invalid_batch(data)
         if self.mode != "svp":
             return super().test_step(data)
         x, y, sample_weight = unpack_x_y_sample_weight(data)
