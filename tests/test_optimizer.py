@@ -106,3 +106,51 @@ def test_mixed_float16_scales_every_units_loss_in_float32(digits):
     assert scale > 1
     moved = max(np.abs(a - b).max() for a, b in zip(weights(model), before))
     assert 0 < moved < 0.1
+
+
+torch_only = pytest.mark.skipif(
+    keras.backend.backend() != "torch",
+    reason="PyTorch alone updates each unit within the step (eager execution)",
+)
+
+
+@torch_only
+def test_updating_each_unit_at_once_equals_one_update_of_all(digits):
+    (x, y), _ = digits
+    runs = []
+    # A global norm clip too large to clip makes the trainer apply one
+    # update of all units at the end of the step: the same arithmetic.
+    for optimizer in (
+        keras.optimizers.Adam(1e-2),
+        keras.optimizers.Adam(1e-2, global_clipnorm=1e9),
+    ):
+        keras.utils.set_random_seed(0)
+        model = model_with(optimizer)
+        model.fit(x[:96], y[:96], batch_size=32, epochs=2, verbose=0)
+        runs.append(weights(model))
+        assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 6
+    for each_unit, joint in zip(*runs):
+        np.testing.assert_allclose(each_unit, joint, rtol=1e-5, atol=1e-7)
+
+
+@torch_only
+def test_each_unit_is_updated_and_its_gradients_dropped_before_the_next(digits):
+    (x, y), _ = digits
+    model = model_with(keras.optimizers.Adam(1e-3))
+    groups = [unit.trainable_weights for unit in model._svp_units()]
+    groups.append(model.head_weights)
+    calls = []
+    apply = model.optimizer.apply
+
+    def recording_apply(gradients, variables):
+        # Which groups still hold gradients when this one is applied.
+        held = [any(w.value.grad is not None for w in g) for g in groups]
+        calls.append(([id(v) for v in variables], held))
+        return apply(gradients, variables)
+
+    model.optimizer.apply = recording_apply
+    model.train_on_batch(x[:32], y[:32])
+    assert [c[0] for c in calls] == [[id(w) for w in g] for g in groups]
+    for index, (_, held) in enumerate(calls):
+        assert held == [i == index for i in range(len(groups))]
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 1
