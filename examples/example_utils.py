@@ -22,17 +22,33 @@ DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagenet
 QUICK_TRAIN, QUICK_TEST = 512, 256
 
 
-def parser(description, default_dataset, default_epochs, default_lr):
-    """The arguments every example takes; the example adds its model's."""
+def parser(description, default_dataset, default_epochs, default_lr, quick=None):
+    """The arguments every example takes; the example adds its model's.
+
+    `quick` overrides `epochs`, `batch_size` and `learning_rate` under
+    `--quick` (default: 1 epoch, the usual batch size and rate); a value
+    given on the command line always wins.
+    """
     p = argparse.ArgumentParser(
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--dataset", default=default_dataset, choices=DATASETS)
     p.add_argument("--mode", default="svp", choices=("svp", "bp"))
-    p.add_argument("--epochs", type=int, default=default_epochs)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--learning-rate", type=float, default=default_lr)
+    p.add_argument("--epochs", type=int, default=None, help=f"default {default_epochs}")
+    p.add_argument("--batch-size", type=int, default=None, help="default 128")
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help=f"Adam's; default {default_lr}",
+    )
+    p.add_argument(
+        "--schedule",
+        default="cosine",
+        choices=("cosine", "constant"),
+        help="learning rate over training: cosine decay to 0, or constant",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--augment",
@@ -56,9 +72,17 @@ def parser(description, default_dataset, default_epochs, default_lr):
         "--quick",
         action="store_true",
         help=f"smoke test: {QUICK_TRAIN} training and {QUICK_TEST} test images, "
-        "1 epoch, a tiny model",
+        "a tiny model, few epochs",
     )
     p.add_argument("--json", default=None, help="also write the results here")
+    p.set_defaults(
+        usual={
+            "epochs": default_epochs,
+            "batch_size": 128,
+            "learning_rate": default_lr,
+        },
+        quick_settings={"epochs": 1, **(quick or {})},
+    )
     return p
 
 
@@ -117,6 +141,17 @@ def pipelines(args, data):
     return train, to_tf_dataset(x_test, y_test, args.batch_size), augment
 
 
+def learning_rate(args, train):
+    """Adam's learning rate: `--learning-rate`, decayed to 0 over all steps
+    along a cosine with `--schedule cosine` (the same in both modes)."""
+    import keras
+
+    if args.schedule == "constant":
+        return args.learning_rate
+    steps = args.epochs * int(train.cardinality())
+    return keras.optimizers.schedules.CosineDecay(args.learning_rate, steps)
+
+
 def peak_rss_mib():
     """Peak resident memory of this process so far, in MiB (Linux: KiB)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -127,8 +162,10 @@ def run(args, build_model):
     """Trains `build_model(args, input_shape, num_classes)` and reports."""
     import keras
 
-    if args.quick:
-        args.epochs = 1
+    settings = {**args.usual, **(args.quick_settings if args.quick else {})}
+    for name, value in settings.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     keras.utils.set_random_seed(args.seed)
     data = load_data(args)
     (x_train, y_train), _ = data
@@ -138,7 +175,7 @@ def run(args, build_model):
     train, test, augmented = pipelines(args, data)
     model = build_model(args, x_train.shape[1:], num_classes)
     model.compile(
-        keras.optimizers.Adam(args.learning_rate),
+        keras.optimizers.Adam(learning_rate(args, train)),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )

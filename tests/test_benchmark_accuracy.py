@@ -56,6 +56,20 @@ def test_accuracy_runs_progress_and_seeds():
     assert len(messages) == 2 and all("svp" in m for m in messages)
 
 
+def test_learning_rate_schedule_of_a_run():
+    rate = accuracy.learning_rate_over(1e-3, "cosine", 10)
+    assert float(rate(0)) == pytest.approx(1e-3)
+    assert float(rate(5)) == pytest.approx(5e-4)
+    assert float(rate(10)) == pytest.approx(0.0, abs=1e-12)
+    assert accuracy.learning_rate_over(1e-3, "constant", 10) == 1e-3
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        accuracy.learning_rate_over(1e-3, "linear", 10)
+    (row,) = accuracy.accuracy_runs(
+        "mlp", modes=("svp",), seeds=(0,), schedule="constant", **TINY
+    )
+    assert row["schedule"] == "constant"
+
+
 def test_svp_mlp_learns_digits():
     (row,) = accuracy.accuracy_runs(
         "mlp", modes=("svp",), seeds=(0,), epochs=3, dataset="digits"

@@ -78,6 +78,13 @@ def parse_args(argv=None):
     )
     parser.add_argument("--dataset", help="fashion_mnist or digits")
     parser.add_argument(
+        "--schedule",
+        default="cosine",
+        choices=("cosine", "constant"),
+        help="accuracy and ablation runs: Adam's rate decays to 0 along a "
+        "cosine, or stays constant",
+    )
+    parser.add_argument(
         "--architectures", default="mlp,cnn", help="accuracy architectures: mlp,cnn"
     )
     parser.add_argument("--out", default="results/benchmarks", help="output dir")
@@ -184,7 +191,11 @@ def run_worker(args):
     if "accuracy" in args.only or "ablation" in args.only:
         from keras_svp.benchmarks import accuracy
 
-        budget = {"dataset": args.dataset, "train_limit": args.train_limit}
+        budget = {
+            "dataset": args.dataset,
+            "train_limit": args.train_limit,
+            "schedule": args.schedule,
+        }
         if "accuracy" in args.only:
             for architecture in args.architectures.split(","):
                 rows += accuracy.accuracy_runs(
@@ -225,12 +236,12 @@ def profile_text(args):
     if "accuracy" in args.only:
         parts.append(
             f"accuracy: {args.architectures} on {args.dataset}, "
-            f"{args.epochs} epochs, seeds {args.seeds}"
+            f"{args.epochs} epochs ({args.schedule} learning rate), seeds {args.seeds}"
         )
     if "ablation" in args.only:
         parts.append(
-            f"ablation: SVP MLP on {args.dataset}, {args.ablation_epochs} epochs, "
-            f"seeds {args.ablation_seeds}"
+            f"ablation: SVP MLP on {args.dataset}, {args.ablation_epochs} epochs "
+            f"({args.schedule} learning rate), seeds {args.ablation_seeds}"
         )
     return "; ".join(parts)
 

@@ -15,6 +15,7 @@ nothing) is `train_limit=2000, epochs=1, seeds=(0,)`.
 """
 
 import inspect
+import math
 import numbers
 import statistics
 import time
@@ -28,6 +29,7 @@ from keras_svp.benchmarks import models
 
 ARCHITECTURES = ("mlp", "cnn")
 MODES = ("svp", "bp")
+SCHEDULES = ("cosine", "constant")
 
 # The paper's MLP (Table 1): three hidden layers of 1024 units.
 MLP_DEPTH = 3
@@ -224,6 +226,7 @@ def _run(
     epochs,
     batch_size,
     learning_rate,
+    schedule,
     input_alignment,
     unit_options,
     extra=None,
@@ -233,7 +236,9 @@ def _run(
         mode,
         num_classes=_num_classes(data),
         seed=seed,
-        learning_rate=learning_rate,
+        learning_rate=learning_rate_over(
+            learning_rate, schedule, epochs * math.ceil(len(data[0][0]) / batch_size)
+        ),
         input_alignment=input_alignment,
         **unit_options,
     )
@@ -252,6 +257,7 @@ def _run(
         "train_size": len(data[0][0]),
         "batch_size": batch_size,
         "learning_rate": learning_rate,
+        "schedule": schedule,
         **result,
         "input_alignment": bool(input_alignment),
         **unit_options,
@@ -263,6 +269,29 @@ def _check_epochs(epochs):
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
 
 
+def learning_rate_over(learning_rate, schedule, steps):
+    """Adam's learning rate for a run of `steps` training steps.
+
+    Args:
+        learning_rate: the initial (or constant) rate.
+        schedule: `"cosine"` (decay to 0 over `steps`) or `"constant"`.
+        steps: the run's number of training steps.
+
+    Returns:
+        A float or a `keras.optimizers.schedules.CosineDecay`.
+
+    Example:
+
+        >>> float(learning_rate_over(1e-3, "cosine", 100)(100))
+        0.0
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
+    if schedule == "constant":
+        return learning_rate
+    return keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+
+
 def accuracy_runs(
     architecture,
     modes=MODES,
@@ -271,6 +300,7 @@ def accuracy_runs(
     dataset="fashion_mnist",
     batch_size=128,
     learning_rate=1e-3,
+    schedule="cosine",
     train_limit=None,
     progress=None,
     input_alignment=False,
@@ -278,8 +308,9 @@ def accuracy_runs(
 ):
     """Trains one architecture in each mode with each seed; one row per run.
 
-    Every run uses the same data, epochs, batch size and Adam learning rate;
-    the seed fixes the weights, the projections and the data order.
+    Every run uses the same data, epochs, batch size and Adam learning rate
+    and schedule; the seed fixes the weights, the projections and the data
+    order.
 
     Args:
         architecture: `"mlp"` (3 x 1024 `SVPDense` after a `Flatten`, the
@@ -290,6 +321,8 @@ def accuracy_runs(
         dataset: `"fashion_mnist"` or `"digits"`.
         batch_size: training batch size.
         learning_rate: Adam's learning rate.
+        schedule: `"cosine"` (decay to 0 over the run, the default) or
+            `"constant"`.
         train_limit: keep this many training examples (a fixed random
             subset, the same for every run); `None` keeps all.
         progress: optional `callable(str)`, told about every finished run.
@@ -302,7 +335,7 @@ def accuracy_runs(
         A list of dicts, one per `(mode, seed)`, with `benchmark`
         (`"accuracy"`), `backend`, `architecture`, `dataset`, `mode`,
         `seed`, `epochs`, `train_size`, `batch_size`, `learning_rate`,
-        `test_accuracy` (in [0, 1]), `train_accuracy`, `train_seconds`,
+        `schedule`, `test_accuracy` (in [0, 1]), `train_accuracy`, `train_seconds`,
         `input_alignment` and the `unit_options`.
     """
     _check_epochs(epochs)
@@ -327,6 +360,7 @@ def accuracy_runs(
                 epochs,
                 batch_size,
                 learning_rate,
+                schedule,
                 input_alignment,
                 unit_options,
             )
@@ -349,6 +383,7 @@ def ablation_runs(
     batch_size=128,
     learning_rate=1e-3,
     variants=None,
+    schedule="cosine",
 ):
     """The SVP MLP (3 x 1024) with one option changed at a time.
 
@@ -367,6 +402,7 @@ def ablation_runs(
         batch_size: training batch size.
         learning_rate: Adam's learning rate.
         variants: optional subset of variant names to run.
+        schedule: `"cosine"` or `"constant"` (see `accuracy_runs`).
 
     Returns:
         A list of dicts as `accuracy_runs` returns, with `benchmark`
@@ -401,6 +437,7 @@ def ablation_runs(
                 epochs,
                 batch_size,
                 learning_rate,
+                schedule,
                 input_alignment,
                 settings,
                 extra={"variant": name},
