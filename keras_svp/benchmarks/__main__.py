@@ -76,6 +76,11 @@ def parse_args(argv=None):
         help="backends that run the ablation (it is backend-independent "
         "and the slowest part); 'all' for every backend",
     )
+    parser.add_argument(
+        "--ablation-variants",
+        help="comma-separated ablation variants (default: all), e.g. "
+        "default,projection_dropout=0.1",
+    )
     parser.add_argument("--dataset", help="fashion_mnist or digits")
     parser.add_argument(
         "--schedule",
@@ -206,9 +211,11 @@ def run_worker(args):
                     **budget,
                 )
         if "ablation" in args.only and backend in args.ablation_backends:
+            variants = args.ablation_variants
             rows += accuracy.ablation_runs(
                 epochs=args.ablation_epochs,
                 seeds=args.ablation_seeds,
+                variants=variants.split(",") if variants else None,
                 progress=progress,
                 **budget,
             )

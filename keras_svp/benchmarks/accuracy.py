@@ -54,6 +54,7 @@ ABLATION_VARIANTS = (
     ("default", {}),
     ("alignment_weight=0", {"alignment_weight": 0.0}),
     ("projection_dropout=0", {"projection_dropout": 0.0}),
+    ("projection_dropout=0.1", {"projection_dropout": 0.1}),
     ("projection_scale=fan_in", {"projection_scale": "fan_in"}),
     ("projection_scale=jl", {"projection_scale": "jl"}),
     ("projection_dim=10", {"projection_dim": 10}),
@@ -388,7 +389,7 @@ def ablation_runs(
     """The SVP MLP (3 x 1024) with one option changed at a time.
 
     The variants (`ablation_variants`): the package defaults; no alignment
-    (`alignment_weight=0`); no projection dropout (`projection_dropout=0`);
+    (`alignment_weight=0`); projection dropout 0 and 0.1;
     projection scale `"fan_in"` and `"jl"`; projection size 10, 32 and 128;
     `input_alignment` False and True. A variant identical to the defaults is
     left out, since `"default"` already measures it.

@@ -26,7 +26,9 @@ class SVPUnit(keras.layers.Layer):
     Args:
         projection_dim: size `d` of the projection; `None` takes the model's
             number of classes when the unit is built inside an `SVPModel`.
-        projection_dropout: dropout rate on the projection weights.
+        projection_dropout: dropout rate on the projection weights (a fresh
+            mask each training step). 0 by default: on Fashion-MNIST the
+            MLP's accuracy fell as the rate rose (see the benchmarks).
         projection_scale: `"fan_in"` (`N(0, 1/D)`) or `"jl"` (`N(0, 1/d)`).
         alignment_weight: `alpha`, the weight of the alignment loss.
         alignment_target: `"projection"` aligns the projections `z` of
@@ -69,7 +71,7 @@ class SVPUnit(keras.layers.Layer):
     def __init__(
         self,
         projection_dim=None,
-        projection_dropout=0.1,
+        projection_dropout=0.0,
         projection_scale="fan_in",
         alignment_weight=1.0,
         alignment_target="projection",
