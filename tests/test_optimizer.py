@@ -108,13 +108,13 @@ def test_mixed_float16_scales_every_units_loss_in_float32(digits):
     assert 0 < moved < 0.1
 
 
-torch_only = pytest.mark.skipif(
-    keras.backend.backend() != "torch",
-    reason="PyTorch alone updates each unit within the step (eager execution)",
+updates_each_unit = pytest.mark.skipif(
+    keras.backend.backend() == "jax",
+    reason="JAX's step is one stateless XLA program with one optimizer update",
 )
 
 
-@torch_only
+@updates_each_unit
 def test_updating_each_unit_at_once_equals_one_update_of_all(digits):
     (x, y), _ = digits
     runs = []
@@ -133,7 +133,7 @@ def test_updating_each_unit_at_once_equals_one_update_of_all(digits):
         np.testing.assert_allclose(each_unit, joint, rtol=1e-5, atol=1e-7)
 
 
-@torch_only
+@updates_each_unit
 def test_each_unit_is_updated_and_its_gradients_dropped_before_the_next(digits):
     (x, y), _ = digits
     model = model_with(keras.optimizers.Adam(1e-3))
@@ -141,16 +141,26 @@ def test_each_unit_is_updated_and_its_gradients_dropped_before_the_next(digits):
     groups.append(model.head_weights)
     calls = []
     apply = model.optimizer.apply
+    eager = keras.backend.backend() == "torch"
 
     def recording_apply(gradients, variables):
-        # Which groups still hold gradients when this one is applied.
-        held = [any(w.value.grad is not None for w in g) for g in groups]
+        # (TensorFlow records while tracing the step.) On PyTorch: which
+        # groups still hold gradients when this one is applied.
+        held = (
+            [any(w.value.grad is not None for w in g) for g in groups]
+            if eager
+            else None
+        )
         calls.append(([id(v) for v in variables], held))
         return apply(gradients, variables)
 
     model.optimizer.apply = recording_apply
     model.train_on_batch(x[:32], y[:32])
-    assert [c[0] for c in calls] == [[id(w) for w in g] for g in groups]
-    for index, (_, held) in enumerate(calls):
-        assert held == [i == index for i in range(len(groups))]
+    expected = [[id(w) for w in g] for g in groups]
+    # TensorFlow may trace the step more than once.
+    assert [c[0] for c in calls] == expected * (len(calls) // len(groups))
+    assert calls and (eager is False or len(calls) == len(groups))
+    if eager:
+        for index, (_, held) in enumerate(calls):
+            assert held == [i == index for i in range(len(groups))]
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 1

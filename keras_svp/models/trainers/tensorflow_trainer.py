@@ -2,10 +2,17 @@ import tensorflow as tf
 from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
 from keras_svp.models.trainers.base import SVPTrainerBase
+from keras_svp.models.trainers.unit_updates import UnitUpdates
 
 
 class TensorFlowSVPTrainer(SVPTrainerBase):
-    """SVP steps on TensorFlow: one `GradientTape` per unit."""
+    """SVP steps on TensorFlow: one `GradientTape` per unit.
+
+    Each unit's update is applied right after its gradients (`UnitUpdates`)
+    and the next unit waits for it, so its gradients are freed first. Under
+    a `tf.distribute` strategy with several replicas all units' gradients
+    go through one `apply`, as Keras' cross-replica update expects.
+    """
 
     def _build_before_fit(self, input_shape):
         # Variables must be created in the model's tf.distribute strategy.
@@ -63,7 +70,12 @@ class TensorFlowSVPTrainer(SVPTrainerBase):
             return super().train_step(data)
         self._build_on_first_trace(data)
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        gradients, variables, unit_losses = [], [], []
+        update = UnitUpdates(
+            self.optimizer,
+            self.trainable_variables,
+            each_unit=self.distribute_strategy.num_replicas_in_sync == 1,
+        )
+        unit_losses = []
         h, previous, total = x, None, 0.0
         for index, segment in enumerate(self._svp_units()):
             weights = segment.trainable_weights
@@ -77,12 +89,14 @@ class TensorFlowSVPTrainer(SVPTrainerBase):
                 scaled = self.optimizer.scale_loss(loss)
             if weights:
                 unit_gradients = tape.gradient(scaled, weights)
-                gradients += unit_gradients
-                variables += weights
-                # The next unit waits for this unit's gradients: otherwise
-                # the graph executor may run forward passes ahead and keep
-                # several units' activations alive at once.
-                with tf.control_dependencies(unit_gradients):
+                done = unit_gradients
+                if update(unit_gradients, weights):
+                    # Reads of the updated weights, ordered after the update.
+                    done = [tf.identity(w.value) for w in weights]
+                # The next unit waits for this unit's gradients (or update):
+                # otherwise the graph executor may run forward passes ahead
+                # and keep several units' activations alive at once.
+                with tf.control_dependencies(done):
                     h, previous = tf.identity(h), tf.identity(previous)
             total += value
             unit_losses.append((prediction, alignment))
@@ -92,11 +106,8 @@ class TensorFlowSVPTrainer(SVPTrainerBase):
                 h, y, sample_weight, training=True
             )
             scaled = self.optimizer.scale_loss(head_loss)
-        gradients += tape.gradient(scaled, head_weights)
-        variables += head_weights
-        # One optimizer step for all units, so that the iteration count,
-        # learning-rate schedules and global clipping behave as in Keras.
-        self.optimizer.apply(gradients, variables)
+        update(tape.gradient(scaled, head_weights), head_weights)
+        update.finish()
         self._update_svp_metrics(x, total + head_value, head_value, unit_losses)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
