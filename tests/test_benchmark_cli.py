@@ -51,6 +51,11 @@ def test_quick_benchmark_writes_json_markdown_and_plot(tmp_path):
     # TensorFlow's CPU allocator does not count the tiny models' buffers.
     assert all(row["step_mib"] >= 0 for row in architectures)
     assert all(row["trainable_params"] > 0 for row in architectures)
+    accuracy = [row for row in rows if row["benchmark"] == "accuracy"]
+    assert {(row["architecture"], row["mode"]) for row in accuracy} == {
+        ("mlp", "svp"),
+        ("mlp", "bp"),
+    }
     ablation = [row for row in rows if row["benchmark"] == "ablation"]
     assert [row["variant"] for row in ablation] == ["default", "projection_dim=32"]
     text = (out / "results.md").read_text()
