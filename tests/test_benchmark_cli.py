@@ -51,6 +51,20 @@ def test_quick_benchmark_writes_json_markdown_and_plot(tmp_path):
     # TensorFlow's CPU allocator does not count the tiny models' buffers.
     assert all(row["step_mib"] >= 0 for row in architectures)
     assert all(row["trainable_params"] > 0 for row in architectures)
+    # SVPBlock units: SVP's step memory stays (nearly) flat from 2 to 4
+    # blocks while backprop's grows. On JAX it grows a little: XLA:CPU keeps
+    # some weight-derived buffers of every unit (docs/benchmarks/README.md).
+    vit = {
+        (row["depth"], row["mode"]): row["step_mib"]
+        for row in architectures
+        if row["builder"] == "vit"
+    }
+    assert set(vit) == {(2, "bp"), (2, "svp"), (4, "bp"), (4, "svp")}
+    assert vit[4, "bp"] > 1.5 * vit[2, "bp"]
+    assert vit[4, "svp"] < vit[4, "bp"]
+    assert vit[4, "svp"] - vit[2, "svp"] < 0.25 * (vit[4, "bp"] - vit[2, "bp"])
+    if backend == "torch":
+        assert vit[4, "svp"] == vit[2, "svp"]
     accuracy = [row for row in rows if row["benchmark"] == "accuracy"]
     assert {(row["architecture"], row["mode"]) for row in accuracy} == {
         ("mlp", "svp"),
@@ -67,7 +81,7 @@ def test_quick_benchmark_writes_json_markdown_and_plot(tmp_path):
         "Ablation",
     ):
         assert heading in text
-    assert "| ViT SVP+ dim 16, depth 2 | " in text
+    assert "| ViT SVP+ dim 32, depth 4 | " in text
     assert (out / "memory_vs_depth.png").stat().st_size > 0
 
 

@@ -50,12 +50,15 @@ PROFILES = {
         "rss_steps": 2,
         # One depth spawns two of the slow fresh processes instead of four.
         "rss_depths": "4",
-        "image_batch_size": 8,
+        # Tiny networks, but ViT activations (64 x 65 x 32 floats) that
+        # TensorFlow's allocator counts, at two depths: the test checks that
+        # SVP's step memory stays flat while backprop's grows.
+        "image_batch_size": 64,
         "arch_mlp_width": 64,
         "vgg_width_multiplier": 0.0625,
-        "vit_dim": 16,
+        "vit_dim": 32,
         "vit_heads": 2,
-        "vit_depths": "2",
+        "vit_depths": "2,4",
         "dataset": "digits",
         # The CNN's training is tested by test_benchmark_accuracy; its
         # SVPConv2D step runs in the architectures benchmark.
