@@ -4,6 +4,7 @@ import json
 
 import keras
 
+from keras_svp.benchmarks import report
 from keras_svp.benchmarks.__main__ import main
 
 
@@ -26,6 +27,7 @@ def test_quick_benchmark_writes_json_markdown_and_plot(tmp_path):
     assert {row["benchmark"] for row in rows} == {
         "memory",
         "rss",
+        "architectures",
         "speed",
         "accuracy",
         "ablation",
@@ -39,7 +41,78 @@ def test_quick_benchmark_writes_json_markdown_and_plot(tmp_path):
         (4, "svp"),
     }
     assert all(row["step_mib"] > 0 for row in memory)
+    # The quick profile spawns the slow fresh-process check at one depth.
+    rss = [row for row in rows if row["benchmark"] == "rss"]
+    assert {(row["depth"], row["mode"]) for row in rss} == {(4, "bp"), (4, "svp")}
+    architectures = [row for row in rows if row["benchmark"] == "architectures"]
+    assert {(row["builder"], row["mode"]) for row in architectures} == {
+        (builder, mode) for builder in ("mlp", "vgg11", "vit") for mode in ("bp", "svp")
+    }
+    # TensorFlow's CPU allocator does not count the tiny models' buffers.
+    assert all(row["step_mib"] >= 0 for row in architectures)
+    assert all(row["trainable_params"] > 0 for row in architectures)
+    # SVPBlock units: SVP's step memory stays (nearly) flat from 2 to 4
+    # blocks while backprop's grows. On JAX it grows a little: XLA:CPU keeps
+    # some weight-derived buffers of every unit (docs/benchmarks/README.md).
+    vit = {
+        (row["depth"], row["mode"]): row["step_mib"]
+        for row in architectures
+        if row["builder"] == "vit"
+    }
+    assert set(vit) == {(2, "bp"), (2, "svp"), (4, "bp"), (4, "svp")}
+    assert vit[4, "bp"] > 1.5 * vit[2, "bp"]
+    assert vit[4, "svp"] < vit[4, "bp"]
+    assert vit[4, "svp"] - vit[2, "svp"] < 0.25 * (vit[4, "bp"] - vit[2, "bp"])
+    if backend == "torch":
+        assert vit[4, "svp"] == vit[2, "svp"]
+    accuracy = [row for row in rows if row["benchmark"] == "accuracy"]
+    assert {(row["architecture"], row["mode"]) for row in accuracy} == {
+        ("mlp", "svp"),
+        ("mlp", "bp"),
+    }
+    ablation = [row for row in rows if row["benchmark"] == "ablation"]
+    assert [row["variant"] for row in ablation] == ["default", "projection_dim=32"]
     text = (out / "results.md").read_text()
-    for heading in ("memory vs depth", "step time", "Test accuracy", "Ablation"):
+    for heading in (
+        "memory vs depth",
+        "memory by architecture",
+        "step time",
+        "Test accuracy",
+        "Ablation",
+    ):
         assert heading in text
+    assert "| ViT SVP+ dim 32, depth 4 | " in text
     assert (out / "memory_vs_depth.png").stat().st_size > 0
+
+
+def test_architectures_table_keeps_the_run_order_and_divides_bp_by_svp():
+    def row(backend, label, mode, mib):
+        return {
+            "benchmark": "architectures",
+            "backend": backend,
+            "architecture": label,
+            "mode": mode,
+            "step_mib": mib,
+            "batch_size": 64,
+            "image_shape": [32, 32, 3],
+            "trainable_params": 2_500_000,
+            "method": f"{backend} accounting",
+        }
+
+    rows = [
+        row(backend, label, mode, mib)
+        for backend in ("torch", "jax")
+        for label, bp, svp in (("VGG", 30.0, 20.0), ("MLP", 8.0, 4.0))
+        for mode, mib in (("bp", bp), ("svp", svp))
+    ]
+    text = report.markdown(rows)
+    assert "## Peak training-step memory by architecture" in text
+    assert "One training step on 64 synthetic images of 32x32x3." in text
+    assert (
+        "| architecture | trainable params (M) | jax BP MiB | jax SVP MiB "
+        "| jax BP/SVP | torch BP MiB | torch SVP MiB | torch BP/SVP |"
+    ) in text
+    assert "| VGG | 2.50 | 30.0 | 20.0 | 1.50 | 30.0 | 20.0 | 1.50 |" in text
+    assert text.index("| VGG |") < text.index("| MLP | 2.50 | 8.0 | 4.0 | 2.00 |")
+    assert "- jax: jax accounting" in text
+    assert "vs depth" not in text

@@ -14,7 +14,7 @@ import time
 
 from keras_svp.benchmarks import report
 
-ALL = ("memory", "speed", "accuracy", "ablation")
+ALL = ("memory", "architectures", "speed", "accuracy", "ablation")
 
 # The full profile follows the issue's protocol; --quick only checks that
 # the harness works end to end (its numbers mean nothing).
@@ -25,11 +25,20 @@ PROFILES = {
         "batch_size": 1024,
         "speed_repeats": 5,
         "rss_steps": 2,
+        "rss_depths": None,  # every depth
+        "image_batch_size": 64,
+        "arch_mlp_width": 1024,
+        "vgg_width_multiplier": 1.0,
+        "vit_dim": 192,
+        "vit_heads": 3,
+        "vit_depths": "6,12",
         "dataset": "fashion_mnist",
+        "architectures": "mlp,cnn",
         "epochs": 3,
         "seeds": "0,1,2",
         "ablation_epochs": 3,
         "ablation_seeds": "0,1",
+        "ablation_variants": None,  # every variant
         "train_limit": None,
     },
     "quick": {
@@ -39,14 +48,38 @@ PROFILES = {
         "batch_size": 256,
         "speed_repeats": 3,
         "rss_steps": 2,
+        # One depth spawns two of the slow fresh processes instead of four.
+        "rss_depths": "4",
+        # Tiny networks, but ViT activations (64 x 65 x 32 floats) that
+        # TensorFlow's allocator counts, at two depths: the test checks that
+        # SVP's step memory stays flat while backprop's grows.
+        "image_batch_size": 64,
+        "arch_mlp_width": 64,
+        "vgg_width_multiplier": 0.0625,
+        "vit_dim": 32,
+        "vit_heads": 2,
+        "vit_depths": "2,4",
         "dataset": "digits",
+        # The CNN's training is tested by test_benchmark_accuracy; its
+        # SVPConv2D step runs in the architectures benchmark.
+        "architectures": "mlp",
         "epochs": 1,
         "seeds": "0",
         "ablation_epochs": 1,
         "ablation_seeds": "0",
+        # tests/test_benchmark_accuracy.py trains every variant already.
+        "ablation_variants": "default,projection_dim=32",
         "train_limit": 300,
     },
 }
+
+
+# Environment variables that change what is measured; the recorded command
+# names those that are set.
+ENV = ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS")
+
+# The architectures benchmark's synthetic images (CIFAR-10's shape).
+IMAGE_SHAPE = (32, 32, 3)
 
 
 def parse_args(argv=None):
@@ -66,20 +99,35 @@ def parse_args(argv=None):
     parser.add_argument("--depths", help="comma-separated depths")
     parser.add_argument("--width", type=int)
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument(
+        "--rss-depths", help="depths of the peak-RSS cross-check (default: all)"
+    )
+    parser.add_argument(
+        "--image-batch-size", type=int, help="architectures: images per batch"
+    )
+    parser.add_argument(
+        "--arch-mlp-width", type=int, help="architectures: the MLP's width"
+    )
+    parser.add_argument(
+        "--vgg-width-multiplier", type=float, help="architectures: VGG-11's width"
+    )
+    parser.add_argument("--vit-dim", type=int, help="architectures: ViT token size")
+    parser.add_argument("--vit-heads", type=int, help="architectures: ViT heads")
+    parser.add_argument(
+        "--vit-depths", help="architectures: ViT depths, comma-separated"
+    )
     parser.add_argument("--epochs", type=int, help="accuracy epochs")
     parser.add_argument("--seeds", help="accuracy seeds, comma-separated")
     parser.add_argument("--ablation-epochs", type=int)
     parser.add_argument("--ablation-seeds")
     parser.add_argument(
+        "--ablation-variants", help="comma-separated variant names (default: all)"
+    )
+    parser.add_argument(
         "--ablation-backends",
         default="jax",
         help="backends that run the ablation (it is backend-independent "
         "and the slowest part); 'all' for every backend",
-    )
-    parser.add_argument(
-        "--ablation-variants",
-        help="comma-separated ablation variants (default: all), e.g. "
-        "default,projection_dropout=0.1",
     )
     parser.add_argument("--dataset", help="fashion_mnist or digits")
     parser.add_argument(
@@ -89,9 +137,7 @@ def parse_args(argv=None):
         help="accuracy and ablation runs: Adam's rate decays to 0 along a "
         "cosine, or stays constant",
     )
-    parser.add_argument(
-        "--architectures", default="mlp,cnn", help="accuracy architectures: mlp,cnn"
-    )
+    parser.add_argument("--architectures", help="accuracy architectures: mlp,cnn")
     parser.add_argument("--out", default="results/benchmarks", help="output dir")
     parser.add_argument(
         "--summarize",
@@ -105,8 +151,16 @@ def parse_args(argv=None):
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     args.depths = [int(d) for d in str(args.depths).split(",")]
+    args.rss_depths = (
+        args.depths
+        if args.rss_depths is None
+        else [int(d) for d in str(args.rss_depths).split(",")]
+    )
+    args.vit_depths = [int(d) for d in str(args.vit_depths).split(",")]
     args.seeds = [int(s) for s in str(args.seeds).split(",")]
     args.ablation_seeds = [int(s) for s in str(args.ablation_seeds).split(",")]
+    if args.ablation_variants is not None:
+        args.ablation_variants = args.ablation_variants.split(",")
     args.only = [name for name in args.only.split(",") if name]
     unknown = set(args.only) - set(ALL)
     if unknown:
@@ -144,17 +198,33 @@ def run_worker(args):
             for mode in ("bp", "svp"):
                 model = models.build_mlp(depth, args.width, mode)
                 result = memory.step_memory(model, x, y)
-                rss = memory.peak_rss(
-                    depth, args.width, args.batch_size, mode, steps=args.rss_steps
-                )
                 common = {"backend": backend, "depth": depth, "mode": mode, **shape}
                 rows.append({"benchmark": "memory", **common, **result})
-                rows.append({"benchmark": "rss", **common, **rss})
-                progress(
-                    f"memory {backend} depth {depth} {mode}: "
-                    f"{result['step_mib']:.1f} MiB (RSS +{rss['rss_step_mib']:.0f})"
-                )
+                line = f"memory {backend} depth {depth} {mode}: "
+                line += f"{result['step_mib']:.1f} MiB"
+                if depth in args.rss_depths:
+                    rss = memory.peak_rss(
+                        depth, args.width, args.batch_size, mode, steps=args.rss_steps
+                    )
+                    rows.append({"benchmark": "rss", **common, **rss})
+                    line += f" (RSS +{rss['rss_step_mib']:.0f})"
+                progress(line)
                 keras.backend.clear_session()
+
+    if "architectures" in args.only:
+        from keras_svp.benchmarks import architectures
+
+        configs = architectures.configurations(
+            image_shape=IMAGE_SHAPE,
+            mlp_width=args.arch_mlp_width,
+            vgg_width_multiplier=args.vgg_width_multiplier,
+            vit_dim=args.vit_dim,
+            vit_heads=args.vit_heads,
+            vit_depths=args.vit_depths,
+        )
+        rows += architectures.memory_rows(
+            configs, args.image_batch_size, IMAGE_SHAPE, progress=progress
+        )
 
     if "speed" in args.only:
         for depth in args.depths:
@@ -216,11 +286,10 @@ def run_worker(args):
                     **budget,
                 )
         if "ablation" in args.only and backend in args.ablation_backends:
-            variants = args.ablation_variants
             rows += accuracy.ablation_runs(
                 epochs=args.ablation_epochs,
                 seeds=args.ablation_seeds,
-                variants=variants.split(",") if variants else None,
+                variants=args.ablation_variants,
                 progress=progress,
                 **budget,
             )
@@ -244,6 +313,14 @@ def profile_text(args):
     if {"memory", "speed"} & set(args.only):
         parts.append(
             f"MLP width {args.width}, batch {args.batch_size}, depths {args.depths}"
+        )
+    if "architectures" in args.only:
+        parts.append(
+            f"architectures: MLP 3 x {args.arch_mlp_width}, VGG-11 width "
+            f"x{args.vgg_width_multiplier:g}, ViT SVP+ dim {args.vit_dim} "
+            f"({args.vit_heads} heads, patch 4, one block per unit) at depths "
+            f"{args.vit_depths}; {args.image_batch_size} synthetic "
+            f"{'x'.join(map(str, IMAGE_SHAPE))} images per batch"
         )
     if "accuracy" in args.only:
         parts.append(
@@ -299,7 +376,9 @@ def main(argv=None):
         paths.append(os.path.join(args.out, f"{backend}.json"))
     rows = report.load_json(paths)
     context = {
-        "command": "python -m keras_svp.benchmarks " + " ".join(argv),
+        "command": "".join(f"{k}={os.environ[k]} " for k in ENV if k in os.environ)
+        + "python -m keras_svp.benchmarks "
+        + " ".join(argv),
         "machine": os.environ.get(
             "KERAS_SVP_DEVICE",
             f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",

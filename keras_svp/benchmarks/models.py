@@ -72,9 +72,45 @@ def build_cnn(
     return compile_model(model, learning_rate)
 
 
+def build_application(name, mode, seed=0, learning_rate=1e-3, **options):
+    """`keras_svp.applications.<name>(mode=mode, **options)`, seeded and compiled.
+
+    Args:
+        name: `"mlp"`, `"vgg"`, `"vgg11"` or `"vit"`.
+        mode: `"svp"` or `"bp"`.
+        seed: seeds Keras (the weights and the units' projections) and the
+            model's input projection.
+        learning_rate: Adam's learning rate.
+        **options: the builder's arguments, e.g. `input_shape`, `depth`.
+
+    Returns:
+        The compiled model (Adam, sparse cross-entropy on logits, accuracy).
+    """
+    keras.utils.set_random_seed(seed)
+    builder = getattr(applications, name)
+    return compile_model(builder(mode=mode, seed=seed, **options), learning_rate)
+
+
 def synthetic_batch(batch_size, width, num_classes=10, seed=0):
     """One batch of random inputs and labels, for memory and speed."""
+    return synthetic_images(batch_size, (width,), num_classes, seed)
+
+
+def synthetic_images(batch_size, image_shape=(32, 32, 3), num_classes=10, seed=0):
+    """One batch of random inputs of `image_shape` and labels.
+
+    Args:
+        batch_size: number of examples.
+        image_shape: shape of one input, e.g. `(32, 32, 3)` for images.
+        num_classes: labels are drawn from `range(num_classes)`.
+        seed: seed of the NumPy generator.
+
+    Returns:
+        `(x, y)`: float32 standard-normal inputs of shape
+        `(batch_size, *image_shape)` and int32 labels of shape
+        `(batch_size,)`.
+    """
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch_size, width)).astype("float32")
+    x = rng.standard_normal((batch_size, *image_shape)).astype("float32")
     y = rng.integers(0, num_classes, size=batch_size).astype("int32")
     return x, y

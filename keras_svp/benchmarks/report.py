@@ -47,13 +47,19 @@ def _index(rows, benchmark, *keys):
     return index
 
 
-def _bp_svp_table(rows, benchmark, field, unit, svp_over_bp):
-    """Depth rows; per backend BP, SVP and their ratio (SVP/BP or BP/SVP)."""
-    index = _index(rows, benchmark, "backend", "depth", "mode")
+def _bp_svp_table(rows, benchmark, field, unit, svp_over_bp, key="depth"):
+    """A row per `key` value; per backend BP, SVP and their ratio.
+
+    The ratio is SVP/BP or BP/SVP. Numeric keys (depths) are sorted, others
+    keep the order of their first row.
+    """
+    index = _index(rows, benchmark, "backend", key, "mode")
     backends = _backends([r for r in rows if r["benchmark"] == benchmark])
-    depths = sorted({key[1] for key in index})
+    depths = list(dict.fromkeys(k[1] for k in index))
+    if all(isinstance(depth, (int, float)) for depth in depths):
+        depths.sort()
     ratio_name = "SVP/BP" if svp_over_bp else "BP/SVP"
-    header = ["depth"]
+    header = [key]
     for b in backends:
         header += [f"{b} BP {unit}", f"{b} SVP {unit}", f"{b} {ratio_name}"]
     lines = []
@@ -70,27 +76,46 @@ def _bp_svp_table(rows, benchmark, field, unit, svp_over_bp):
     return header, lines, index, depths
 
 
+def _accounting(rows, benchmark):
+    """The lines naming what each backend's memory figure counts."""
+    methods = {}
+    for row in rows:
+        if row["benchmark"] == benchmark:
+            methods.setdefault(row["backend"], row["method"])
+    backends = _backends([r for r in rows if r["benchmark"] == benchmark])
+    return "Accounting:\n" + "\n".join(f"- {b}: {methods[b]}" for b in backends)
+
+
 def memory_table(rows):
     header, lines, _, _ = _bp_svp_table(
         rows, "memory", "step_mib", "MiB", svp_over_bp=False
     )
-    backends = _backends([r for r in rows if r["benchmark"] == "memory"])
-    methods = {
-        b: next(
-            r["method"]
-            for r in rows
-            if r["benchmark"] == "memory" and r["backend"] == b
-        )
-        for b in backends
-    }
-    notes = "\n".join(f"- {b}: {m}" for b, m in methods.items())
     rss = rss_table(rows)
     return (
         _table(header, lines)
-        + "\n\nAccounting:\n"
-        + notes
+        + "\n\n"
+        + _accounting(rows, "memory")
         + ("\n\n" + rss if rss else "")
     )
+
+
+def architectures_table(rows):
+    """BP and SVP step memory per application network, side by side."""
+    header, lines, index, labels = _bp_svp_table(
+        rows, "architectures", "step_mib", "MiB", svp_over_bp=False, key="architecture"
+    )
+    params = {key[1]: row.get("trainable_params") for key, row in index.items()}
+    header.insert(1, "trainable params (M)")
+    for line, label in zip(lines, labels):
+        count = params.get(label)
+        line.insert(1, _fmt(count / 1e6 if count else None, 2))
+    batch = sorted({r["batch_size"] for r in index.values()})
+    shape = next(iter(index.values())).get("image_shape")
+    where = f"One training step on {', '.join(map(str, batch))} synthetic images"
+    if shape:
+        where += f" of {'x'.join(map(str, shape))}"
+    accounting = _accounting(rows, "architectures")
+    return f"{where}.\n\n{_table(header, lines)}\n\n{accounting}"
 
 
 def rss_table(rows):
@@ -172,6 +197,11 @@ def markdown(rows, title="keras-svp benchmark", context=None):
         parts.append("\n".join(f"- {k}: {v}" for k, v in context.items()))
     sections = [
         ("Peak training-step memory vs depth", "memory", memory_table),
+        (
+            "Peak training-step memory by architecture",
+            "architectures",
+            architectures_table,
+        ),
         ("Median training-step time vs depth", "speed", speed_table),
         ("Test accuracy, mean ± std over seeds", "accuracy", accuracy_table),
         (
