@@ -10,7 +10,7 @@ py=${PYTHON:-python}
 for mode in svp bp; do
   "$py" mlp.py --dataset fashion_mnist --epochs 10 --mode "$mode" \
     --json "$out/mlp10-fashion_mnist-$mode-$backend.json"
-  "$py" vit_svp_plus.py --dataset digits --epochs 10 --dim 64 --depth 4 \
+  "$py" vit_svp_plus.py --dataset digits --epochs 30 --dim 64 --depth 4 \
     --num-heads 4 --mode "$mode" --json "$out/vit-digits-$mode-$backend.json"
   "$py" vgg.py --dataset fashion_mnist --epochs 3 --width-multiplier 0.25 \
     --mode "$mode" --json "$out/vgg3-fashion_mnist-$mode-$backend.json"
