@@ -100,3 +100,19 @@ def test_peak_rss_runs_a_fresh_process():
     if sys.platform.startswith("linux"):
         assert result["warm_peak_mib"] >= result["warm_before_mib"] > 0
         assert result["warm_step_mib"] >= 0
+
+
+def test_peak_rss_of_a_child_is_its_own_not_its_parents():
+    # Linux carries a parent's peak RSS into ru_maxrss across exec; the
+    # child must report its own peak (VmHWM), however large its parent.
+    import subprocess
+
+    import numpy as np
+
+    held = np.ones((2048, 1024, 1024), dtype="uint8")  # 2 GiB, touched
+    code = "from keras_svp.benchmarks import memory; print(memory._max_rss_mib())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert float(out.strip().splitlines()[-1]) < 1536
+    del held

@@ -277,7 +277,7 @@ def peak_rss(depth, width, batch_size, mode, steps=5, timeout=600):
     `synthetic_batch(batch_size, width)`, builds the model, its metrics and
     optimizer, reads its resident set size (RSS), runs `steps` training
     steps (`train_on_batch`; the first also traces and compiles the step)
-    and reads its peak RSS (`resource.getrusage`'s `ru_maxrss`).
+    and reads its peak RSS (`VmHWM` on Linux, see `_max_rss_mib`).
 
     On Linux the child also resets its peak RSS after the first step
     (`/proc/self/clear_refs`) and measures the remaining steps alone: the
@@ -349,7 +349,21 @@ def _current_rss_mib():
 
 
 def _max_rss_mib():
-    """The peak resident set size so far (`ru_maxrss`)."""
+    """The peak resident set size so far.
+
+    On Linux this is `VmHWM`, the peak of this process's own memory map.
+    Not `ru_maxrss`: at `exec` Linux carries the parent's peak into it, so a
+    child started by a large benchmark process would report at least the
+    parent's size (it did: BP and SVP children of one worker reported the
+    same peak), and `clear_refs` does not reset that part.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # KiB
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # KiB on Linux, bytes on macOS.
     return peak / MIB if sys.platform == "darwin" else peak / 1024
