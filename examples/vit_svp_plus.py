@@ -39,7 +39,7 @@ def build_model(args, input_shape, num_classes):
 
 def main(argv=None):
     # --quick: enough steps of the tiny model to beat chance clearly.
-    quick = {"epochs": 6, "batch_size": 32, "learning_rate": 1e-2}
+    quick = {"epochs": 10, "batch_size": 32, "learning_rate": 1e-2}
     p = parser(__doc__.splitlines()[0], "cifar10", 50, 1e-3, quick)
     p.add_argument("--patch-size", type=int, default=4)
     p.add_argument("--dim", type=int, default=192, help="token size")

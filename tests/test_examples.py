@@ -60,7 +60,7 @@ def test_mlp_example_command_line(tmp_path):
     "module, argv, dataset, mode, epochs",
     [
         (vgg, ["--dataset", "digits", "--mode", "bp"], "digits", "bp", 1),
-        (vit_svp_plus, ["--dataset", "digits"], "digits", "svp", 6),
+        (vit_svp_plus, ["--dataset", "digits"], "digits", "svp", 10),
     ],
     ids=["vgg-bp", "vit-svp"],
 )
@@ -70,7 +70,7 @@ def test_examples_quick(module, argv, dataset, mode, epochs, capsys):
     assert "test accuracy" in capsys.readouterr().out
     if module is vit_svp_plus:
         # The bar: SVP+ beats chance (0.1) clearly on a real task.
-        assert report["test_accuracy"] > 0.3
+        assert report["test_accuracy"] > 0.4
 
 
 def test_command_line_values_win_over_the_quick_settings():
