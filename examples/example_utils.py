@@ -144,12 +144,10 @@ def pipelines(args, data):
 def learning_rate(args, train):
     """Adam's learning rate: `--learning-rate`, decayed to 0 over all steps
     along a cosine with `--schedule cosine` (the same in both modes)."""
-    import keras
+    from keras_svp.benchmarks.accuracy import learning_rate_over
 
-    if args.schedule == "constant":
-        return args.learning_rate
     steps = args.epochs * int(train.cardinality())
-    return keras.optimizers.schedules.CosineDecay(args.learning_rate, steps)
+    return learning_rate_over(args.learning_rate, args.schedule, steps)
 
 
 def peak_rss_mib():

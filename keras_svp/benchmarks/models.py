@@ -28,18 +28,18 @@ def build_mlp(
 
     `unit_options` go to every `SVPDense` (e.g. `projection_dropout=0`).
     """
-    keras.utils.set_random_seed(seed)
-    model = applications.mlp(
+    return build_application(
+        "mlp",
+        mode,
+        seed=seed,
+        learning_rate=learning_rate,
         num_classes=num_classes,
         depth=depth,
         width=width,
-        mode=mode,
         flatten=flatten,
         input_alignment=input_alignment,
-        seed=seed,
         **unit_options,
     )
-    return compile_model(model, learning_rate)
 
 
 # Three SVPConv2D units of 32, 64 and 128 filters, each with max pooling.
@@ -58,25 +58,25 @@ def build_cnn(
 
     Its three poolings fit images of 8x8 pixels or more.
     """
-    keras.utils.set_random_seed(seed)
-    model = applications.vgg(
-        SMALL_CNN,
+    return build_application(
+        "vgg",
+        mode,
+        seed=seed,
+        learning_rate=learning_rate,
+        config=SMALL_CNN,
         num_classes=num_classes,
         input_shape=None,
-        mode=mode,
         input_alignment=input_alignment,
-        seed=seed,
         name="cnn",
         **unit_options,
     )
-    return compile_model(model, learning_rate)
 
 
-def build_application(name, mode, seed=0, learning_rate=1e-3, **options):
-    """`keras_svp.applications.<name>(mode=mode, **options)`, seeded and compiled.
+def build_application(builder, mode, seed=0, learning_rate=1e-3, **options):
+    """`keras_svp.applications.<builder>(mode=mode, **options)`, seeded and compiled.
 
     Args:
-        name: `"mlp"`, `"vgg"`, `"vgg11"` or `"vit"`.
+        builder: `"mlp"`, `"vgg"`, `"vgg11"` or `"vit"`.
         mode: `"svp"` or `"bp"`.
         seed: seeds Keras (the weights and the units' projections) and the
             model's input projection.
@@ -87,8 +87,8 @@ def build_application(name, mode, seed=0, learning_rate=1e-3, **options):
         The compiled model (Adam, sparse cross-entropy on logits, accuracy).
     """
     keras.utils.set_random_seed(seed)
-    builder = getattr(applications, name)
-    return compile_model(builder(mode=mode, seed=seed, **options), learning_rate)
+    build = getattr(applications, builder)
+    return compile_model(build(mode=mode, seed=seed, **options), learning_rate)
 
 
 def synthetic_batch(batch_size, width, num_classes=10, seed=0):
