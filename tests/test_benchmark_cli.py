@@ -6,6 +6,8 @@ import keras
 
 from keras_svp.benchmarks import report
 from keras_svp.benchmarks.__main__ import main
+from keras_svp.benchmarks.__main__ import parse_args
+from keras_svp.benchmarks.__main__ import run_worker
 
 
 def test_quick_benchmark_writes_json_markdown_and_plot(tmp_path):
@@ -83,6 +85,29 @@ def test_quick_benchmark_writes_json_markdown_and_plot(tmp_path):
         assert heading in text
     assert "| ViT SVP+ dim 32, depth 4 | " in text
     assert (out / "memory_vs_depth.png").stat().st_size > 0
+
+
+def test_tf_xla_compiles_tensorflow_steps_only(tmp_path):
+    backend = keras.backend.backend()
+    args = parse_args(
+        [
+            "--quick",
+            "--only",
+            "speed",
+            "--depths",
+            "2",
+            "--tf-xla",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    rows = run_worker(args)
+    assert {row["mode"] for row in rows} >= {"bp", "svp"}
+    # JAX always compiles with XLA; PyTorch keeps Keras' default (eager).
+    expected = {"tensorflow": True, "jax": True, "torch": False}[backend]
+    for row in rows:
+        if row["mode"] != "reference":
+            assert row["jit_compile"] is expected
 
 
 def test_architectures_table_keeps_the_run_order_and_divides_bp_by_svp():

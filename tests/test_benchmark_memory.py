@@ -88,9 +88,30 @@ def test_torch_svp_frees_every_unit_before_the_next(depth_4):
     assert bp["step_mib"] > 1.5 * shallow["bp"]["step_mib"]
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="XLA is TensorFlow's option")
+def test_tensorflow_xla_step_memory():
+    # benchmarks --tf-xla: the step fit runs is XLA's, and SVP still needs
+    # less memory than backprop there.
+    x, y = synthetic_batch(BATCH, WIDTH)
+    results = {}
+    for mode in ("bp", "svp"):
+        model = build_mlp(DEPTH, WIDTH, mode, jit_compile=True)
+        results[mode] = step_memory(model, x, y)
+        keras.backend.clear_session()
+    for result in results.values():
+        assert result["jit_compile"] is True
+        assert "XLA-compiled" in result["method"]
+    assert results["bp"]["step_mib"] > results["svp"]["step_mib"] > 0
+
+
 def test_peak_rss_runs_a_fresh_process():
-    result = peak_rss(depth=1, width=32, batch_size=32, mode="svp", steps=2)
+    # The child compiles the step as asked (on TensorFlow: through XLA).
+    jit_compile = True if BACKEND == "tensorflow" else "auto"
+    result = peak_rss(
+        depth=1, width=32, batch_size=32, mode="svp", steps=2, jit_compile=jit_compile
+    )
     assert result["backend"] == BACKEND
+    assert result["jit_compile"] is (BACKEND != "torch")
     assert result["steps"] == 2
     assert result["rss_before_mib"] > 0
     assert result["rss_peak_mib"] >= result["rss_before_mib"]

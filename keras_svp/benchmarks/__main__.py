@@ -96,6 +96,13 @@ def parse_args(argv=None):
         "--only", default=",".join(ALL), help=f"comma-separated subset of {ALL}"
     )
     parser.add_argument("--quick", action="store_true", help="tiny CI profile")
+    parser.add_argument(
+        "--tf-xla",
+        action="store_true",
+        help="memory, architectures and speed: compile TensorFlow's train step "
+        "with XLA (model.compile(jit_compile=True)), which Keras leaves off "
+        "on a CPU; JAX always compiles with XLA, PyTorch is unaffected",
+    )
     parser.add_argument("--depths", help="comma-separated depths")
     parser.add_argument("--width", type=int)
     parser.add_argument("--batch-size", type=int)
@@ -189,6 +196,7 @@ def run_worker(args):
     backend = keras.backend.backend()
     rows = []
     shape = {"width": args.width, "batch_size": args.batch_size}
+    jit = True if args.tf_xla and backend == "tensorflow" else "auto"
     x, y = models.synthetic_batch(args.batch_size, args.width)
 
     if "memory" in args.only:
@@ -196,7 +204,7 @@ def run_worker(args):
 
         for depth in args.depths:
             for mode in ("bp", "svp"):
-                model = models.build_mlp(depth, args.width, mode)
+                model = models.build_mlp(depth, args.width, mode, jit_compile=jit)
                 result = memory.step_memory(model, x, y)
                 common = {"backend": backend, "depth": depth, "mode": mode, **shape}
                 rows.append({"benchmark": "memory", **common, **result})
@@ -204,7 +212,12 @@ def run_worker(args):
                 line += f"{result['step_mib']:.1f} MiB"
                 if depth in args.rss_depths:
                     rss = memory.peak_rss(
-                        depth, args.width, args.batch_size, mode, steps=args.rss_steps
+                        depth,
+                        args.width,
+                        args.batch_size,
+                        mode,
+                        steps=args.rss_steps,
+                        jit_compile=jit,
                     )
                     rows.append({"benchmark": "rss", **common, **rss})
                     line += f" (RSS +{rss['rss_step_mib']:.0f})"
@@ -223,14 +236,18 @@ def run_worker(args):
             vit_depths=args.vit_depths,
         )
         rows += architectures.memory_rows(
-            configs, args.image_batch_size, IMAGE_SHAPE, progress=progress
+            configs,
+            args.image_batch_size,
+            IMAGE_SHAPE,
+            progress=progress,
+            jit_compile=jit,
         )
 
     if "speed" in args.only:
         for depth in args.depths:
             # Both modes in turns, so that the machine's load falls on both.
             pair = {
-                mode: models.build_mlp(depth, args.width, mode)
+                mode: models.build_mlp(depth, args.width, mode, jit_compile=jit)
                 for mode in ("bp", "svp")
             }
             results = speed.step_times(pair, x, y, repeats=args.speed_repeats)
@@ -242,6 +259,7 @@ def run_worker(args):
                         "depth": depth,
                         "mode": mode,
                         **shape,
+                        "jit_compile": bool(pair[mode].jit_compile),
                         **result,
                     }
                 )
@@ -332,6 +350,8 @@ def profile_text(args):
             f"ablation: SVP MLP on {args.dataset}, {args.ablation_epochs} epochs "
             f"({args.schedule} learning rate), seeds {args.ablation_seeds}"
         )
+    if args.tf_xla and {"memory", "architectures", "speed"} & set(args.only):
+        parts.append("TensorFlow's train step XLA-compiled (--tf-xla)")
     return "; ".join(parts)
 
 

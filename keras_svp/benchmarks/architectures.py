@@ -79,7 +79,9 @@ def configurations(
     return found
 
 
-def memory_rows(configs, batch_size, image_shape=(32, 32, 3), progress=print):
+def memory_rows(
+    configs, batch_size, image_shape=(32, 32, 3), progress=print, jit_compile="auto"
+):
     """Measures one training step of every configuration in both modes.
 
     Args:
@@ -87,6 +89,8 @@ def memory_rows(configs, batch_size, image_shape=(32, 32, 3), progress=print):
         batch_size: images per batch.
         image_shape: their shape (must match the configurations').
         progress: called with one line of text per measurement.
+        jit_compile: `model.compile`'s `jit_compile` (`True`: TensorFlow's
+            step runs through XLA).
 
     Returns:
         One row per configuration and mode: `benchmark="architectures"`,
@@ -97,7 +101,9 @@ def memory_rows(configs, batch_size, image_shape=(32, 32, 3), progress=print):
     rows = []
     for label, builder, options in configs:
         for mode in MODES:
-            model = models.build_application(builder, mode, **options)
+            model = models.build_application(
+                builder, mode, jit_compile=jit_compile, **options
+            )
             params = sum(math.prod(w.shape) for w in model.trainable_weights)
             result = memory.step_memory(model, x, y)
             rows.append(

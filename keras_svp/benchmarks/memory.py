@@ -269,7 +269,11 @@ def _tensorflow_step_memory(model, x, y, repeats):
 # Resident set size, in a fresh process ------------------------------------
 
 
-def peak_rss(depth, width, batch_size, mode, steps=5, timeout=600):
+# The child's --jit-compile values and what model.compile gets for each.
+JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
+
+
+def peak_rss(depth, width, batch_size, mode, steps=5, timeout=600, jit_compile="auto"):
     """Peak resident memory of a fresh process training `build_mlp` a few steps.
 
     Runs `python -m keras_svp.benchmarks.memory --rss ...` with the current
@@ -295,6 +299,9 @@ def peak_rss(depth, width, batch_size, mode, steps=5, timeout=600):
         mode: `"svp"` or `"bp"`.
         steps: training steps to run (at least 1).
         timeout: seconds to wait for the child.
+        jit_compile: `"auto"`, `True` or `False`, the child's
+            `model.compile(jit_compile=...)` (`True`: TensorFlow's step runs
+            through XLA).
 
     Returns:
         A dict, sizes in MiB, with `backend`, `steps`, `rss_peak_mib` (the
@@ -317,6 +324,7 @@ def peak_rss(depth, width, batch_size, mode, steps=5, timeout=600):
         f"--batch-size={int(batch_size)}",
         f"--mode={mode}",
         f"--steps={max(1, int(steps))}",
+        f"--jit-compile={str(jit_compile).lower()}",
     ]
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
     env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
@@ -379,11 +387,11 @@ def _reset_peak_rss():
         return False
 
 
-def _rss_child(depth, width, batch_size, mode, steps):
+def _rss_child(depth, width, batch_size, mode, steps, jit_compile="auto"):
     from keras_svp.benchmarks.models import build_mlp
     from keras_svp.benchmarks.models import synthetic_batch
 
-    model = build_mlp(depth, width, mode)
+    model = build_mlp(depth, width, mode, jit_compile=jit_compile)
     x, y = synthetic_batch(batch_size, width)
     model._symbolic_build(data_batch=(x, y))
     before = _current_rss_mib()
@@ -399,6 +407,7 @@ def _rss_child(depth, width, batch_size, mode, steps):
     return {
         "backend": keras.backend.backend(),
         "steps": steps,
+        "jit_compile": bool(model.jit_compile),
         "rss_before_mib": before,
         "rss_peak_mib": max(peak, _max_rss_mib()),
         "warm_before_mib": warm_before,
@@ -422,9 +431,15 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--mode", choices=("svp", "bp"), required=True)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--jit-compile", choices=JIT_COMPILE, default="auto")
     args = parser.parse_args(argv)
     result = _rss_child(
-        args.depth, args.width, args.batch_size, args.mode, max(1, args.steps)
+        args.depth,
+        args.width,
+        args.batch_size,
+        args.mode,
+        max(1, args.steps),
+        JIT_COMPILE[args.jit_compile],
     )
     print(json.dumps(result), flush=True)
 

@@ -8,8 +8,18 @@ from keras_svp import applications
 HEAD_LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def compile_model(model, learning_rate=1e-3):
-    model.compile(keras.optimizers.Adam(learning_rate), HEAD_LOSS, metrics=["accuracy"])
+def compile_model(model, learning_rate=1e-3, jit_compile="auto"):
+    """Compiles `model` with Adam, sparse cross-entropy on logits, accuracy.
+
+    `jit_compile` goes to `model.compile`: `True` runs TensorFlow's step
+    through XLA, which Keras leaves off by default on a CPU.
+    """
+    model.compile(
+        keras.optimizers.Adam(learning_rate),
+        HEAD_LOSS,
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
     return model
 
 
@@ -22,17 +32,20 @@ def build_mlp(
     flatten=False,
     input_alignment=False,
     learning_rate=1e-3,
+    jit_compile="auto",
     **unit_options,
 ):
     """`applications.mlp`: `depth` SVPDense units of `width`, compiled.
 
-    `unit_options` go to every `SVPDense` (e.g. `projection_dropout=0`).
+    `unit_options` go to every `SVPDense` (e.g. `projection_dropout=0`);
+    `jit_compile` to `compile_model`.
     """
     return build_application(
         "mlp",
         mode,
         seed=seed,
         learning_rate=learning_rate,
+        jit_compile=jit_compile,
         num_classes=num_classes,
         depth=depth,
         width=width,
@@ -72,7 +85,9 @@ def build_cnn(
     )
 
 
-def build_application(builder, mode, seed=0, learning_rate=1e-3, **options):
+def build_application(
+    builder, mode, seed=0, learning_rate=1e-3, jit_compile="auto", **options
+):
     """`keras_svp.applications.<builder>(mode=mode, **options)`, seeded and compiled.
 
     Args:
@@ -81,6 +96,8 @@ def build_application(builder, mode, seed=0, learning_rate=1e-3, **options):
         seed: seeds Keras (the weights and the units' projections) and the
             model's input projection.
         learning_rate: Adam's learning rate.
+        jit_compile: `model.compile`'s `jit_compile` (`True`: TensorFlow's
+            step runs through XLA).
         **options: the builder's arguments, e.g. `input_shape`, `depth`.
 
     Returns:
@@ -88,7 +105,8 @@ def build_application(builder, mode, seed=0, learning_rate=1e-3, **options):
     """
     keras.utils.set_random_seed(seed)
     build = getattr(applications, builder)
-    return compile_model(build(mode=mode, seed=seed, **options), learning_rate)
+    model = build(mode=mode, seed=seed, **options)
+    return compile_model(model, learning_rate, jit_compile)
 
 
 def synthetic_batch(batch_size, width, num_classes=10, seed=0):
