@@ -203,15 +203,11 @@ def run_worker(args):
         from keras_svp.benchmarks import memory
 
         for depth in args.depths:
-            for mode in ("bp", "svp"):
-                model = models.build_mlp(depth, args.width, mode, jit_compile=jit)
-                result = memory.step_memory(model, x, y)
-                common = {"backend": backend, "depth": depth, "mode": mode, **shape}
-                rows.append({"benchmark": "memory", **common, **result})
-                line = f"memory {backend} depth {depth} {mode}: "
-                line += f"{result['step_mib']:.1f} MiB"
-                if depth in args.rss_depths:
-                    rss = memory.peak_rss(
+            # The fresh processes of the RSS cross-check run meanwhile.
+            children = {}
+            if depth in args.rss_depths:
+                children = {
+                    mode: memory.start_peak_rss(
                         depth,
                         args.width,
                         args.batch_size,
@@ -219,6 +215,17 @@ def run_worker(args):
                         steps=args.rss_steps,
                         jit_compile=jit,
                     )
+                    for mode in ("bp", "svp")
+                }
+            for mode in ("bp", "svp"):
+                model = models.build_mlp(depth, args.width, mode, jit_compile=jit)
+                result = memory.step_memory(model, x, y)
+                common = {"backend": backend, "depth": depth, "mode": mode, **shape}
+                rows.append({"benchmark": "memory", **common, **result})
+                line = f"memory {backend} depth {depth} {mode}: "
+                line += f"{result['step_mib']:.1f} MiB"
+                if mode in children:
+                    rss = memory.wait_peak_rss(children[mode])
                     rows.append({"benchmark": "rss", **common, **rss})
                     line += f" (RSS +{rss['rss_step_mib']:.0f})"
                 progress(line)

@@ -314,6 +314,18 @@ def peak_rss(depth, width, batch_size, mode, steps=5, timeout=600, jit_compile="
     Raises:
         RuntimeError: if the child fails.
     """
+    return wait_peak_rss(
+        start_peak_rss(depth, width, batch_size, mode, steps, jit_compile), timeout
+    )
+
+
+def start_peak_rss(depth, width, batch_size, mode, steps=5, jit_compile="auto"):
+    """Starts `peak_rss`'s child process and returns it without waiting.
+
+    Children run in parallel with each other and with the caller (the
+    memory benchmark measures the step in-process meanwhile): each one's
+    peak RSS is its own. Pass the result to `wait_peak_rss`.
+    """
     command = [
         sys.executable,
         "-m",
@@ -328,14 +340,24 @@ def peak_rss(depth, width, batch_size, mode, steps=5, timeout=600, jit_compile="
     ]
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
     env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
-    done = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=timeout
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
+
+
+def wait_peak_rss(child, timeout=600):
+    """Waits for a child from `start_peak_rss`; returns `peak_rss`'s dict."""
+    try:
+        stdout, stderr = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        raise
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if child.returncode != 0 or not lines:
         raise RuntimeError(
-            f"The peak-RSS child process failed (exit code {done.returncode}):\n"
-            f"{done.stderr[-3000:]}"
+            f"The peak-RSS child process failed (exit code {child.returncode}):\n"
+            f"{stderr[-3000:]}"
         )
     result = json.loads(lines[-1])
     result["rss_step_mib"] = result["rss_peak_mib"] - result["rss_before_mib"]
