@@ -1,8 +1,11 @@
 """The benchmark harness runs end to end (--quick) on the current backend."""
 
 import json
+import pathlib
+import tempfile
 
 import keras
+import pytest
 
 from keras_svp.benchmarks import report
 from keras_svp.benchmarks.__main__ import main
@@ -108,6 +111,29 @@ def test_tf_xla_compiles_tensorflow_steps_only(tmp_path):
     for row in rows:
         if row["mode"] != "reference":
             assert row["jit_compile"] is expected
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="XLA is TensorFlow's option"
+)
+def test_tf_xla_memory_is_xlas_buffer_assignment(tmp_path):
+    # The worker gets an XLA dump directory and reads the compiled step's
+    # temporary buffer from it; at depth 16 SVP's is well under half BP's.
+    out = tmp_path / "bench"
+    dumps = pathlib.Path(tempfile.gettempdir())
+    before = set(dumps.glob("keras-svp-xla-*"))
+    argv = ["--backend", "tensorflow", "--only", "memory", "--tf-xla"]
+    argv += ["--depths", "16", "--width", "512", "--batch-size", "1024"]
+    code = main(argv + ["--rss-depths", "0", "--out", str(out)])
+    assert code == 0
+    rows = json.loads((out / "results.json").read_text())
+    memory = {row["mode"]: row for row in rows if row["benchmark"] == "memory"}
+    for row in memory.values():
+        assert row["jit_compile"] is True
+        assert row["method"].startswith("XLA buffer assignment")
+        assert row["step_mib"] == row["xla_temp_mib"] > 0
+    assert memory["bp"]["step_mib"] > 1.5 * memory["svp"]["step_mib"]
+    assert set(dumps.glob("keras-svp-xla-*")) <= before  # the dump is gone
 
 
 def test_architectures_table_keeps_the_run_order_and_divides_bp_by_svp():

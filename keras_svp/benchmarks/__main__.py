@@ -8,8 +8,10 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 from keras_svp.benchmarks import report
@@ -395,8 +397,23 @@ def main(argv=None):
     for backend in args.backends:
         progress(f"=== {backend}")
         env = dict(os.environ, KERAS_BACKEND=backend)
+        dump = None
+        if (
+            args.tf_xla
+            and backend == "tensorflow"
+            and "--xla_dump_to" not in (env.get("XLA_FLAGS", ""))
+        ):
+            # The memory benchmark reads XLA's buffer assignment from the dump.
+            dump = tempfile.mkdtemp(prefix="keras-svp-xla-")
+            env["XLA_FLAGS"] = (
+                env.get("XLA_FLAGS", "") + f" --xla_dump_to={dump}"
+            ).strip()
         command = [sys.executable, "-m", "keras_svp.benchmarks", *argv, "--worker"]
-        result = subprocess.run(command, env=env)
+        try:
+            result = subprocess.run(command, env=env)
+        finally:
+            if dump:
+                shutil.rmtree(dump, ignore_errors=True)
         if result.returncode != 0:
             progress(f"{backend} failed with exit code {result.returncode}")
             return result.returncode

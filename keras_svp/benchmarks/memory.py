@@ -50,7 +50,14 @@ other:
   so a step's peak varies from run to run (an SVP unit's forward pass can
   run before the previous unit's backward pass and keep both units'
   activations alive): `step_memory` measures `repeats` steps and reports
-  the worst as `step_mib` and the best as `step_mib_min`.
+  the worst as `step_mib` and the best as `step_mib_min`. With XLA the
+  allocator serves the compiled program's buffers in large rounded blocks,
+  and its figure depends on what earlier models left in its pools; when
+  `XLA_FLAGS` carries `--xla_dump_to=DIR` (`benchmarks --tf-xla` sets it
+  for its TensorFlow worker), `step_mib` is instead XLA's own buffer
+  assignment of the compiled step, its preallocated temporary buffer
+  (`xla_temp_mib`), the figure JAX reports; the allocator's peak stays in
+  `allocator_step_mib`.
 
 `peak_rss(depth, width, batch_size, mode)` is a cross-check independent of
 every backend's accounting: a fresh Python process builds
@@ -62,8 +69,10 @@ coarse, but no accounting can hide memory from it.
 """
 
 import argparse
+import glob
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -237,7 +246,20 @@ def _tensorflow_step_memory(model, x, y, repeats):
             "TF_ENABLE_ONEDNN_OPTS=0."
         ) from error
     x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+    jit = bool(model.jit_compile and not model.run_eagerly)
+    dump = xla_dump_dir() if jit else None
+    seen = set(_buffer_assignments(dump)) if dump else set()
     model.train_on_batch(x, y)  # builds, traces (and compiles) the step
+    xla_temp = None
+    if dump:
+        compiled = [
+            path
+            for path in set(_buffer_assignments(dump)) - seen
+            if "one_step_on_data" in os.path.basename(path)
+        ]
+        temps = [xla_temp_bytes(path) for path in compiled]
+        temps = [t for t in temps if t is not None]
+        xla_temp = max(temps) / MIB if temps else None
     peaks, held = [], None
     for _ in range(max(1, int(repeats))):
         tf.config.experimental.reset_memory_stats(device)
@@ -246,24 +268,60 @@ def _tensorflow_step_memory(model, x, y, repeats):
         peak = tf.config.experimental.get_memory_info(device)["peak"]
         peaks.append((peak - before) / MIB)
         held = before / MIB if held is None else min(held, before / MIB)
-    jit = bool(model.jit_compile and not model.run_eagerly)
     if model.run_eagerly:
         kind = "eager"
     else:
         kind = "XLA-compiled" if jit else "graph-mode, not XLA"
-    return {
+    method = (
+        f"TF allocator peak over one train step ({kind}), "
+        f"get_memory_info({device!r}), worst of {len(peaks)}"
+    )
+    result = {
         "backend": "tensorflow",
-        "method": (
-            f"TF allocator peak over one train step ({kind}), "
-            f"get_memory_info({device!r}), worst of {len(peaks)}"
-        ),
+        "method": method,
         "step_mib": max(peaks),
         "step_mib_min": min(peaks),
+        "allocator_step_mib": max(peaks),
         "repeats": len(peaks),
         "held_mib": held,
         "device": device,
         "jit_compile": jit,
+        "xla_temp_mib": xla_temp,
     }
+    if xla_temp is not None:
+        # XLA's own figure, as on JAX: exact, and free of the allocator's
+        # rounding and of what earlier models left in its pools.
+        result["method"] = (
+            "XLA buffer assignment of the compiled train step (temp bytes, "
+            "from --xla_dump_to)"
+        )
+        result["step_mib"] = result["step_mib_min"] = xla_temp
+    return result
+
+
+def xla_dump_dir():
+    """The directory that `XLA_FLAGS=--xla_dump_to=...` names, or None."""
+    match = re.search(r"--xla_dump_to=(\S+)", os.environ.get("XLA_FLAGS", ""))
+    return match.group(1) if match else None
+
+
+def _buffer_assignments(directory):
+    return glob.glob(os.path.join(directory, "*buffer-assignment.txt"))
+
+
+def xla_temp_bytes(path):
+    """The size of XLA's preallocated temporary buffer in a buffer-assignment
+    dump (`*buffer-assignment.txt`), or None if it has none.
+
+    XLA:CPU puts every temporary of a compiled program in one
+    `preallocated-temp` allocation: the same figure as JAX's
+    `memory_analysis().temp_size_in_bytes`.
+    """
+    with open(path) as f:
+        for line in f:
+            if line.startswith("allocation") and "preallocated-temp" in line:
+                return int(re.search(r"size (\d+)", line).group(1))
+    return None
 
 
 # Resident set size, in a fresh process ------------------------------------
@@ -340,6 +398,12 @@ def start_peak_rss(depth, width, batch_size, mode, steps=5, jit_compile="auto"):
     ]
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
     env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
+    # Dumping compiled programs would add its own memory and time.
+    flags = re.sub(r"--xla_dump_to=\S+", "", env.get("XLA_FLAGS", "")).strip()
+    if flags:
+        env["XLA_FLAGS"] = flags
+    else:
+        env.pop("XLA_FLAGS", None)
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
