@@ -7,6 +7,7 @@ Usage:
 
     KERAS_BACKEND=jax python examples/vgg.py --dataset cifar10 --epochs 30
     python examples/vgg.py --dataset fashion_mnist --width-multiplier 0.25
+    python examples/vgg.py --dataset fashion_mnist --units stage  # 5 units
     python examples/vgg.py --quick   # a few seconds: a smoke test
 
 Prints test accuracy, training time and the process's peak resident memory.
@@ -25,6 +26,7 @@ def build_model(args, input_shape, num_classes):
         width_multiplier=0.0625 if args.quick else args.width_multiplier,
         mode=args.mode,
         seed=args.seed,
+        units=args.units,
     )
 
 
@@ -35,6 +37,13 @@ def main(argv=None):
         type=float,
         default=1.0,
         help="scales every filter count (1.0: 64 ... 512 filters)",
+    )
+    p.add_argument(
+        "--units",
+        choices=("convolution", "stage"),
+        default="convolution",
+        help="one SVP unit per convolution (the paper), or per stage of "
+        "convolutions between poolings",
     )
     return run(p.parse_args(argv), build_model)
 

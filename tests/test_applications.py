@@ -141,6 +141,53 @@ def test_vgg11_structure(input_shape, pools):
     assert tuple(model.compute_output_shape((2, *input_shape))) == (2, 10)
 
 
+def test_vgg_stage_units():
+    model = applications.vgg11(
+        input_shape=(28, 28, 1), width_multiplier=0.125, units="stage"
+    )
+    units = _units(model)
+    # Stages end at the poolings: [8 M] [16 M] [32 32 M] [64 64 M] [64 64].
+    assert [(u.filters, u.pool_size) for u in units] == [
+        (8, 2),
+        (16, 2),
+        (32, 2),
+        (64, 2),
+        (64, None),
+    ]
+    plain = [
+        layer
+        for layer in model.layers
+        if type(layer) is keras.layers.Conv2D  # not the units' own
+    ]
+    assert [layer.filters for layer in plain] == [32, 64, 64]
+    # In BP it is the same network as one unit per convolution.
+    per_conv = applications.vgg11(input_shape=(28, 28, 1), width_multiplier=0.125)
+
+    def shapes(m):
+        return sorted(tuple(w.shape) for w in m.trainable_weights)
+
+    assert shapes(model) == shapes(per_conv)
+    assert tuple(model.compute_output_shape((2, 28, 28, 1))) == (2, 10)
+    # A stage's plain convolutions take the units' body options.
+    model = applications.vgg(
+        (4, 4, "M"),
+        input_shape=(8, 8, 1),
+        units="stage",
+        normalization="layer",
+        activation="gelu",
+    )
+    plain = model.layers[:3]
+    assert [type(layer).__name__ for layer in plain] == [
+        "Conv2D",
+        "LayerNormalization",
+        "Activation",
+    ]
+    assert plain[2].activation is keras.activations.gelu
+    assert model.layers[3].normalization == "layer"
+    with pytest.raises(ValueError, match="units must be one of"):
+        applications.vgg11(units="block")
+
+
 def test_vgg_options_and_errors():
     model = applications.vgg(
         (4, "M", 8), input_shape=(8, 8, 1), classifier_units=(16,), mode="bp"
@@ -222,11 +269,15 @@ def test_vit_learns_digits(digits, mode):
     assert _fit_and_score(model, digits, epochs=6) >= 0.7
 
 
-def test_vgg_learns_digits(digits):
+@pytest.mark.parametrize(
+    "config, units",
+    [((16, "M", 32, "M"), "convolution"), ((16, 16, "M", 32, "M"), "stage")],
+)
+def test_vgg_learns_digits(digits, config, units):
     # Layer normalization: under SVP, BatchNorm's moving statistics need
     # some 250 steps of batch 16 to settle (the units keep moving), more
     # than this test affords.
     model = applications.vgg(
-        (16, "M", 32, "M"), input_shape=(8, 8, 1), normalization="layer"
+        config, input_shape=(8, 8, 1), normalization="layer", units=units
     )
     assert _fit_and_score(model, digits, epochs=4, batch_size=32) >= 0.8

@@ -8,9 +8,44 @@ from keras_svp.applications.common import check_positive_int
 from keras_svp.applications.common import svp_sequential
 from keras_svp.layers import SVPConv2D
 from keras_svp.layers import SVPDense
+from keras_svp.layers.unit import normalization_layer
 
 # Filters per convolution; "M" is a 2x2 max pooling after the previous one.
 VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+# What one SVP unit holds: one convolution, or a stage (the convolutions up
+# to and including the next pooling).
+UNITS = ("convolution", "stage")
+
+# SVPConv2D's arguments that shape its body; a stage's plain convolutions
+# take them too, so that the stage is uniform.
+_BODY_DEFAULTS = {
+    "activation": "relu",
+    "normalization": "batch",
+    "use_bias": True,
+    "kernel_initializer": "glorot_uniform",
+    "kernel_regularizer": None,
+}
+
+
+def _plain_convolution(filters, options):
+    """Conv2D -> normalization -> activation, like an `SVPConv2D` body."""
+    body = {key: options.get(key, value) for key, value in _BODY_DEFAULTS.items()}
+    layers = [
+        keras.layers.Conv2D(
+            filters,
+            3,
+            padding="same",
+            use_bias=body["use_bias"],
+            kernel_initializer=body["kernel_initializer"],
+            kernel_regularizer=body["kernel_regularizer"],
+        )
+    ]
+    norm = normalization_layer(body["normalization"], None, None)
+    if norm is not None:
+        layers.append(norm)
+    layers.append(keras.layers.Activation(body["activation"]))
+    return layers
 
 
 def vgg(
@@ -23,13 +58,19 @@ def vgg(
     input_alignment=False,
     seed=None,
     name="vgg",
+    units="convolution",
     **unit_options,
 ):
     """A VGG-style CNN: 3x3 `SVPConv2D` units (BatchNorm, ReLU, max pooling).
 
-    Every convolution is one SVP unit; a max pooling (`"M"` in `config`) is
-    fused into the unit before it, so the unit's projection sees the pooled
-    map. A pooling that would shrink the map below 1x1 is left out, which
+    With `units="convolution"` every convolution is one SVP unit (the
+    paper's setting); a max pooling (`"M"` in `config`) is fused into the
+    unit before it, so the unit's projection sees the pooled map. With
+    `units="stage"` the convolutions up to each pooling form one unit,
+    trained by one local loss (block-wise, like SVP+ for transformers):
+    the stage's last convolution is its `SVPConv2D`, the ones before it are
+    plain Conv2D -> BatchNorm -> ReLU layers. In BP mode both give the same
+    network. A pooling that would shrink the map below 1x1 is left out, which
     lets VGG-11's five poolings serve 28x28 inputs (28 -> 14 -> 7 -> 3 -> 1).
     After the last convolution: `Flatten`, optional `SVPDense` units, and a
     `Dense(num_classes)` head.
@@ -49,6 +90,8 @@ def vgg(
             projection of the input (see `SVPModel`).
         seed: seed of that input projection (see `SVPModel`).
         name: model name.
+        units: `"convolution"` (one unit per convolution) or `"stage"`
+            (one unit per stage of convolutions between poolings).
         **unit_options: passed to every SVP unit, e.g.
             `projection_pool_size=2` to shrink the projections of wide maps.
 
@@ -68,6 +111,8 @@ def vgg(
             f"input_shape must be (height, width, channels), got {input_shape!r}."
         )
     check_positive_int("num_classes", num_classes)
+    if units not in UNITS:
+        raise ValueError(f"units must be one of {UNITS}, got {units!r}.")
     # Unknown size: every pooling is kept.
     known = input_shape is not None and None not in tuple(input_shape[:2])
     size = min(input_shape[:2]) if known else None
@@ -82,10 +127,13 @@ def vgg(
             continue
         check_positive_int("a filter count in config", item)
         plan.append([max(1, int(math.ceil(item * width_multiplier))), None])
-    layers = [
-        SVPConv2D(filters, 3, pool_size=pool_size, **unit_options)
-        for filters, pool_size in plan
-    ]
+    layers = []
+    for index, (filters, pool_size) in enumerate(plan):
+        ends_stage = pool_size is not None or index == len(plan) - 1
+        if units == "stage" and not ends_stage:
+            layers += _plain_convolution(filters, unit_options)
+        else:
+            layers.append(SVPConv2D(filters, 3, pool_size=pool_size, **unit_options))
     layers.append(keras.layers.Flatten())
     layers += [SVPDense(units, **unit_options) for units in classifier_units]
     layers.append(keras.layers.Dense(num_classes, name="head"))
