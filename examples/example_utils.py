@@ -246,8 +246,13 @@ def results_table(paths):
         with open(path) as f:
             r = json.load(f)
         later = "-" if r["later_epoch_s"] is None else f"{r['later_epoch_s']:.1f}"
+        script = r["example"]
+        # Options that change the model, where not the script's default.
+        units = r.get("args", {}).get("units", "convolution")
+        if units != "convolution":
+            script += f" --units {units}"
         rows.append(
-            f"| {r['example']} | {r['backend']} | {r['dataset']} | {r['mode']} | "
+            f"| {script} | {r['backend']} | {r['dataset']} | {r['mode']} | "
             f"{r['epochs']} | {r['test_accuracy']:.4f} | {r['first_epoch_s']:.1f} | "
             f"{later} | {r['peak_rss_mib']:.0f} | {r['machine']} |"
         )

@@ -14,5 +14,10 @@ for mode in svp bp; do
     --num-heads 4 --mode "$mode" --json "$out/vit-digits-$mode-$backend.json"
   "$py" vgg.py --dataset fashion_mnist --epochs 3 --width-multiplier 0.25 \
     --mode "$mode" --json "$out/vgg3-fashion_mnist-$mode-$backend.json"
+  "$py" vgg.py --dataset fashion_mnist --epochs 8 --width-multiplier 0.25 \
+    --mode "$mode" --json "$out/vgg8-fashion_mnist-$mode-$backend.json"
+  "$py" vgg.py --dataset fashion_mnist --epochs 8 --width-multiplier 0.25 \
+    --units stage --mode "$mode" \
+    --json "$out/vgg8-stage-fashion_mnist-$mode-$backend.json"
 done
 "$py" example_utils.py "$out"/*.json
