@@ -248,9 +248,11 @@ def results_table(paths):
         later = "-" if r["later_epoch_s"] is None else f"{r['later_epoch_s']:.1f}"
         script = r["example"]
         # Options that change the model, where not the script's default.
-        units = r.get("args", {}).get("units", "convolution")
-        if units != "convolution":
-            script += f" --units {units}"
+        args = r.get("args", {})
+        if args.get("units", "convolution") != "convolution":
+            script += f" --units {args['units']}"
+        if args.get("seed", 0) != 0:
+            script += f" --seed {args['seed']}"
         rows.append(
             f"| {script} | {r['backend']} | {r['dataset']} | {r['mode']} | "
             f"{r['epochs']} | {r['test_accuracy']:.4f} | {r['first_epoch_s']:.1f} | "

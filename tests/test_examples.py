@@ -118,7 +118,7 @@ def test_results_table(tmp_path):
     assert table[2] == (
         "| mlp.py | jax | digits | svp | 2 | 0.9123 | 3.0 | - | 1000 | x86_64 2 CPUs |"
     )
-    report.update(example="vgg.py", args={"units": "stage"})
+    report.update(example="vgg.py", args={"units": "stage", "seed": 1})
     (tmp_path / "a.json").write_text(json.dumps(report))
     table = example_utils.results_table([tmp_path / "a.json"]).splitlines()
-    assert table[2].startswith("| vgg.py --units stage | jax |")
+    assert table[2].startswith("| vgg.py --units stage --seed 1 | jax |")
