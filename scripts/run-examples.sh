@@ -25,5 +25,8 @@ for mode in svp bp; do
   "$py" vgg.py --dataset fashion_mnist --epochs 12 --width-multiplier 0.25 \
     --units stage --mode "$mode" \
     --json "$out/vgg12-stage-fashion_mnist-$mode-$backend.json"
+  "$py" vgg.py --dataset fashion_mnist --epochs 12 --width-multiplier 0.25 \
+    --units stage --seed 1 --mode "$mode" \
+    --json "$out/vgg12-stage-seed1-fashion_mnist-$mode-$backend.json"
 done
 "$py" example_utils.py "$out"/*.json
