@@ -12,21 +12,19 @@ for mode in svp bp; do
     --json "$out/mlp10-fashion_mnist-$mode-$backend.json"
   "$py" vit_svp_plus.py --dataset digits --epochs 30 --dim 64 --depth 4 \
     --num-heads 4 --mode "$mode" --json "$out/vit-digits-$mode-$backend.json"
-  "$py" vgg.py --dataset fashion_mnist --epochs 3 --width-multiplier 0.25 \
-    --mode "$mode" --json "$out/vgg3-fashion_mnist-$mode-$backend.json"
-  "$py" vgg.py --dataset fashion_mnist --epochs 8 --width-multiplier 0.25 \
-    --mode "$mode" --json "$out/vgg8-fashion_mnist-$mode-$backend.json"
-  "$py" vgg.py --dataset fashion_mnist --epochs 8 --width-multiplier 0.25 \
-    --units stage --mode "$mode" \
-    --json "$out/vgg8-stage-fashion_mnist-$mode-$backend.json"
-  "$py" vgg.py --dataset fashion_mnist --epochs 8 --width-multiplier 0.25 \
-    --units stage --seed 1 --mode "$mode" \
-    --json "$out/vgg8-stage-seed1-fashion_mnist-$mode-$backend.json"
-  "$py" vgg.py --dataset fashion_mnist --epochs 12 --width-multiplier 0.25 \
-    --units stage --mode "$mode" \
-    --json "$out/vgg12-stage-fashion_mnist-$mode-$backend.json"
-  "$py" vgg.py --dataset fashion_mnist --epochs 12 --width-multiplier 0.25 \
-    --units stage --seed 1 --mode "$mode" \
-    --json "$out/vgg12-stage-seed1-fashion_mnist-$mode-$backend.json"
+  for epochs in 3 8; do  # one SVP unit per convolution
+    "$py" vgg.py --dataset fashion_mnist --epochs "$epochs" \
+      --width-multiplier 0.25 --mode "$mode" \
+      --json "$out/vgg$epochs-fashion_mnist-$mode-$backend.json"
+  done
+  for epochs in 8 12; do  # one SVP unit per stage, two seeds
+    for seed in 0 1; do
+      tag=""
+      if [ "$seed" != 0 ]; then tag="-seed$seed"; fi
+      "$py" vgg.py --dataset fashion_mnist --epochs "$epochs" \
+        --width-multiplier 0.25 --units stage --seed "$seed" --mode "$mode" \
+        --json "$out/vgg$epochs-stage$tag-fashion_mnist-$mode-$backend.json"
+    done
+  done
 done
 "$py" example_utils.py "$out"/*.json
