@@ -1,5 +1,6 @@
 """VGG-style networks of `SVPConv2D` units."""
 
+import inspect
 import math
 
 import keras
@@ -18,19 +19,20 @@ VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 UNITS = ("convolution", "stage")
 
 # SVPConv2D's arguments that shape its body; a stage's plain convolutions
-# take them too, so that the stage is uniform.
-_BODY_DEFAULTS = {
-    "activation": "relu",
-    "normalization": "batch",
-    "use_bias": True,
-    "kernel_initializer": "glorot_uniform",
-    "kernel_regularizer": None,
-}
+# take them too (with SVPConv2D's defaults), so that the stage is uniform.
+_BODY_ARGS = (
+    "activation",
+    "normalization",
+    "use_bias",
+    "kernel_initializer",
+    "kernel_regularizer",
+)
 
 
 def _plain_convolution(filters, options):
     """Conv2D -> normalization -> activation, like an `SVPConv2D` body."""
-    body = {key: options.get(key, value) for key, value in _BODY_DEFAULTS.items()}
+    defaults = inspect.signature(SVPConv2D).parameters
+    body = {key: options.get(key, defaults[key].default) for key in _BODY_ARGS}
     layers = [
         keras.layers.Conv2D(
             filters,

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 
+from keras_svp.benchmarks import memory
 from keras_svp.benchmarks import report
 
 ALL = ("memory", "architectures", "speed", "accuracy", "ablation")
@@ -202,8 +203,6 @@ def run_worker(args):
     x, y = models.synthetic_batch(args.batch_size, args.width)
 
     if "memory" in args.only:
-        from keras_svp.benchmarks import memory
-
         for depth in args.depths:
             # The fresh processes of the RSS cross-check run meanwhile.
             children = {}
@@ -398,11 +397,7 @@ def main(argv=None):
         progress(f"=== {backend}")
         env = dict(os.environ, KERAS_BACKEND=backend)
         dump = None
-        if (
-            args.tf_xla
-            and backend == "tensorflow"
-            and "--xla_dump_to" not in (env.get("XLA_FLAGS", ""))
-        ):
+        if args.tf_xla and backend == "tensorflow" and memory.xla_dump_dir() is None:
             # The memory benchmark reads XLA's buffer assignment from the dump.
             dump = tempfile.mkdtemp(prefix="keras-svp-xla-")
             env["XLA_FLAGS"] = (
