@@ -167,6 +167,51 @@ def test_ablation_runs_subset_and_unknown_variant():
         accuracy.ablation_runs(1, (0,), dataset="digits", variants=["nope"])
 
 
+def test_ablation_reuses_a_run_the_accuracy_benchmark_did(monkeypatch):
+    budget = {k: v for k, v in TINY.items() if k != "epochs"}
+    trained = accuracy.accuracy_runs("mlp", modes=("svp", "bp"), seeds=(0,), **TINY)
+    # Without reuse, the default variant trains and gets the same result:
+    # the accuracy benchmark's SVP MLP is the same model, seed and data.
+    (fresh,) = accuracy.ablation_runs(1, (0,), variants=["default"], **budget)
+    assert fresh["test_accuracy"] == trained[0]["test_accuracy"]
+
+    calls = []
+    train = accuracy.train_and_evaluate
+    monkeypatch.setattr(
+        accuracy,
+        "train_and_evaluate",
+        lambda *args, **kwargs: calls.append(1) or train(*args, **kwargs),
+    )
+    messages = []
+    rows = accuracy.ablation_runs(
+        1,
+        (0, 1),
+        variants=["default", "projection_dim=32"],
+        progress=messages.append,
+        reuse=trained,
+        **budget,
+    )
+    # Seed 0's default is reused; seed 1 and the other variant train.
+    assert [(r["variant"], r["seed"]) for r in rows] == [
+        ("default", 0),
+        ("projection_dim=32", 0),
+        ("default", 1),
+        ("projection_dim=32", 1),
+    ]
+    assert len(calls) == 3
+    reused = rows[0]
+    for key in ("test_accuracy", "train_accuracy", "train_seconds"):
+        assert reused[key] == trained[0][key]
+    assert {k: v for k, v in reused.items() if k != "train_seconds"} == {
+        k: v for k, v in fresh.items() if k != "train_seconds"
+    }
+    assert "the accuracy run of the same model and seed" in messages[0]
+    # Another budget is another run.
+    calls.clear()
+    accuracy.ablation_runs(2, (0,), variants=["default"], reuse=trained, **budget)
+    assert len(calls) == 1
+
+
 def test_build_model_input_alignment_and_learning_rate():
     model = accuracy.build_model("mlp", "svp", input_alignment=True, learning_rate=0.01)
     assert model.input_alignment is True

@@ -134,6 +134,31 @@ def test_peak_rss_runs_a_fresh_process():
         assert result["warm_step_mib"] >= 0
 
 
+def test_rss_child_leaves_the_device_free_and_drops_the_xla_dump(monkeypatch):
+    # Children run beside the worker (and each other): on a GPU they must
+    # not claim the whole device, and they must not dump XLA programs.
+    from keras_svp.benchmarks import memory
+
+    started = {}
+
+    def popen(command, env, **kwargs):
+        started.update(command=command, env=env)
+
+    monkeypatch.setattr(memory.subprocess, "Popen", popen)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/dump --xla_cpu_foo=1")
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    monkeypatch.delenv("TF_FORCE_GPU_ALLOW_GROWTH", raising=False)
+    memory.start_peak_rss(4, 16, 8, "bp", steps=2, jit_compile=True)
+    env = started["env"]
+    assert env["KERAS_BACKEND"] == BACKEND
+    assert env["XLA_FLAGS"] == "--xla_cpu_foo=1"
+    assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == "131072"
+    assert "--depth=4" in started["command"]
+    assert "--jit-compile=true" in started["command"]
+
+
 def test_peak_rss_of_a_child_is_its_own_not_its_parents():
     # Linux carries a parent's peak RSS into ru_maxrss across exec; the
     # child must report its own peak (VmHWM), however large its parent.

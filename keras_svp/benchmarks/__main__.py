@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from keras_svp.benchmarks import memory
 from keras_svp.benchmarks import report
@@ -29,6 +30,7 @@ PROFILES = {
         "speed_repeats": 5,
         "rss_steps": 2,
         "rss_depths": None,  # every depth
+        "speed_depths": None,  # every depth
         "image_batch_size": 64,
         "arch_mlp_width": 1024,
         "vgg_width_multiplier": 1.0,
@@ -51,17 +53,21 @@ PROFILES = {
         "batch_size": 256,
         "speed_repeats": 3,
         "rss_steps": 2,
-        # One depth spawns two of the slow fresh processes instead of four.
-        "rss_depths": "4",
+        # One depth spawns two of the slow fresh processes instead of four,
+        # and compiles two step-time models and a hand-written step.
+        "rss_depths": "deepest",
+        "speed_depths": "deepest",
         # Tiny networks, but ViT activations (64 x 65 x 32 floats) that
         # TensorFlow's allocator counts, at two depths: the test checks that
-        # SVP's step memory stays flat while backprop's grows.
+        # SVP's step memory stays flat while backprop's grows. Two and three
+        # blocks: tracing a deeper ViT's step takes TensorFlow seconds, and
+        # on JAX a one-block SVP step needs less than any deeper one.
         "image_batch_size": 64,
         "arch_mlp_width": 64,
         "vgg_width_multiplier": 0.0625,
         "vit_dim": 32,
         "vit_heads": 2,
-        "vit_depths": "2,4",
+        "vit_depths": "2,3",
         "dataset": "digits",
         # The CNN's training is tested by test_benchmark_accuracy; its
         # SVPConv2D step runs in the architectures benchmark.
@@ -110,7 +116,14 @@ def parse_args(argv=None):
     parser.add_argument("--width", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument(
-        "--rss-depths", help="depths of the peak-RSS cross-check (default: all)"
+        "--rss-depths",
+        help="depths of the peak-RSS cross-check: comma-separated, 'deepest' "
+        "or 'all' (the default)",
+    )
+    parser.add_argument(
+        "--speed-depths",
+        help="depths of the step-time benchmark: comma-separated, 'deepest' "
+        "or 'all' (the default)",
     )
     parser.add_argument(
         "--image-batch-size", type=int, help="architectures: images per batch"
@@ -161,11 +174,8 @@ def parse_args(argv=None):
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     args.depths = [int(d) for d in str(args.depths).split(",")]
-    args.rss_depths = (
-        args.depths
-        if args.rss_depths is None
-        else [int(d) for d in str(args.rss_depths).split(",")]
-    )
+    for key in ("rss_depths", "speed_depths"):
+        setattr(args, key, _depth_subset(getattr(args, key), args.depths))
     args.vit_depths = [int(d) for d in str(args.vit_depths).split(",")]
     args.seeds = [int(s) for s in str(args.seeds).split(",")]
     args.ablation_seeds = [int(s) for s in str(args.ablation_seeds).split(",")]
@@ -185,6 +195,15 @@ def parse_args(argv=None):
     return args
 
 
+def _depth_subset(value, depths):
+    """`--rss-depths` / `--speed-depths`: None is every depth of `depths`."""
+    if value is None or value == "all":
+        return list(depths)
+    if value == "deepest":
+        return [max(depths)]
+    return [int(d) for d in str(value).split(",")]
+
+
 def progress(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -202,13 +221,18 @@ def run_worker(args):
     jit = True if args.tf_xla and backend == "tensorflow" else "auto"
     x, y = models.synthetic_batch(args.batch_size, args.width)
 
+    # The fresh processes of the RSS cross-check run in the background, two
+    # at a time, while the step memory and the architectures are measured
+    # in-process (each child's peak RSS is its own); they are collected
+    # before the speed benchmark, which must have the machine to itself.
+    rss_children = {}
     if "memory" in args.only:
+        pool = ThreadPoolExecutor(max_workers=2)
         for depth in args.depths:
-            # The fresh processes of the RSS cross-check run meanwhile.
-            children = {}
             if depth in args.rss_depths:
-                children = {
-                    mode: memory.start_peak_rss(
+                for mode in ("bp", "svp"):
+                    rss_children[depth, mode] = pool.submit(
+                        memory.peak_rss,
                         depth,
                         args.width,
                         args.batch_size,
@@ -216,20 +240,18 @@ def run_worker(args):
                         steps=args.rss_steps,
                         jit_compile=jit,
                     )
-                    for mode in ("bp", "svp")
-                }
+        pool.shutdown(wait=False)
+        for depth in args.depths:
             for mode in ("bp", "svp"):
                 model = models.build_mlp(depth, args.width, mode, jit_compile=jit)
                 result = memory.step_memory(model, x, y)
                 common = {"backend": backend, "depth": depth, "mode": mode, **shape}
                 rows.append({"benchmark": "memory", **common, **result})
-                line = f"memory {backend} depth {depth} {mode}: "
-                line += f"{result['step_mib']:.1f} MiB"
-                if mode in children:
-                    rss = memory.wait_peak_rss(children[mode])
-                    rows.append({"benchmark": "rss", **common, **rss})
-                    line += f" (RSS +{rss['rss_step_mib']:.0f})"
-                progress(line)
+                progress(
+                    f"memory {backend} depth {depth} {mode}: "
+                    f"{result['step_mib']:.1f} MiB"
+                )
+                del model
                 keras.backend.clear_session()
 
     if "architectures" in args.only:
@@ -251,8 +273,17 @@ def run_worker(args):
             jit_compile=jit,
         )
 
+    for (depth, mode), child in rss_children.items():
+        rss = child.result()
+        common = {"backend": backend, "depth": depth, "mode": mode, **shape}
+        rows.append({"benchmark": "rss", **common, **rss})
+        progress(
+            f"peak RSS {backend} depth {depth} {mode}: "
+            f"+{rss['rss_step_mib']:.0f} MiB in a fresh process"
+        )
+
     if "speed" in args.only:
-        for depth in args.depths:
+        for depth in args.speed_depths:
             # Both modes in turns, so that the machine's load falls on both.
             pair = {
                 mode: models.build_mlp(depth, args.width, mode, jit_compile=jit)
@@ -302,21 +333,26 @@ def run_worker(args):
             "train_limit": args.train_limit,
             "schedule": args.schedule,
         }
+        trained = []
         if "accuracy" in args.only:
             for architecture in args.architectures.split(","):
-                rows += accuracy.accuracy_runs(
+                trained += accuracy.accuracy_runs(
                     architecture,
                     seeds=args.seeds,
                     epochs=args.epochs,
                     progress=progress,
                     **budget,
                 )
+        rows += trained
         if "ablation" in args.only and backend in args.ablation_backends:
+            # The default variant is the accuracy benchmark's SVP MLP when
+            # the budgets agree: it is not trained twice.
             rows += accuracy.ablation_runs(
                 epochs=args.ablation_epochs,
                 seeds=args.ablation_seeds,
                 variants=args.ablation_variants,
                 progress=progress,
+                reuse=trained,
                 **budget,
             )
     return rows
@@ -337,9 +373,10 @@ def versions():
 def profile_text(args):
     parts = []
     if {"memory", "speed"} & set(args.only):
-        parts.append(
-            f"MLP width {args.width}, batch {args.batch_size}, depths {args.depths}"
-        )
+        text = f"MLP width {args.width}, batch {args.batch_size}, depths {args.depths}"
+        if "speed" in args.only and args.speed_depths != args.depths:
+            text += f" (step time at depths {args.speed_depths})"
+        parts.append(text)
     if "architectures" in args.only:
         parts.append(
             f"architectures: MLP 3 x {args.arch_mlp_width}, VGG-11 width "
@@ -436,4 +473,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if "--worker" in sys.argv:
+        memory.exit_process(code)
+    sys.exit(code)

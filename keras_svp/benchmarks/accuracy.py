@@ -37,6 +37,8 @@ MLP_WIDTH = 1024
 
 # Keys of a row that vary within one configuration (not part of its identity).
 PER_RUN_KEYS = ("seed", "test_accuracy", "train_seconds", "train_accuracy")
+# The fields `train_and_evaluate` measures.
+RESULT_KEYS = ("test_accuracy", "train_accuracy", "train_seconds")
 
 # The knobs the ablation varies, on the units and on the model.
 UNIT_KNOBS = (
@@ -231,22 +233,9 @@ def _run(
     input_alignment,
     unit_options,
     extra=None,
+    reuse=(),
 ):
-    model = build_model(
-        architecture,
-        mode,
-        num_classes=_num_classes(data),
-        seed=seed,
-        learning_rate=learning_rate_over(
-            learning_rate, schedule, epochs * math.ceil(len(data[0][0]) / batch_size)
-        ),
-        input_alignment=input_alignment,
-        **unit_options,
-    )
-    result = train_and_evaluate(model, data, epochs, batch_size)
-    del model
-    keras.backend.clear_session()
-    return {
+    row = {
         "benchmark": benchmark,
         "backend": keras.backend.backend(),
         "architecture": architecture,
@@ -259,10 +248,52 @@ def _run(
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "schedule": schedule,
-        **result,
-        "input_alignment": bool(input_alignment),
-        **unit_options,
     }
+    options = {"input_alignment": bool(input_alignment), **unit_options}
+    done = _same_run({**row, **options}, reuse, _num_classes(data))
+    if done is not None:
+        result = {key: done[key] for key in RESULT_KEYS}
+    else:
+        model = build_model(
+            architecture,
+            mode,
+            num_classes=_num_classes(data),
+            seed=seed,
+            learning_rate=learning_rate_over(
+                learning_rate,
+                schedule,
+                epochs * math.ceil(len(data[0][0]) / batch_size),
+            ),
+            input_alignment=input_alignment,
+            **unit_options,
+        )
+        result = train_and_evaluate(model, data, epochs, batch_size)
+        del model
+        keras.backend.clear_session()
+    return {**row, **result, **options}, done
+
+
+def _run_identity(row, num_classes):
+    """What makes two rows the same run: everything but results and labels,
+    with the ablated knobs the row leaves out set to the package defaults."""
+    identity = {
+        key: value
+        for key, value in row.items()
+        if key not in RESULT_KEYS + ("benchmark", "variant")
+    }
+    for knob, default in package_defaults(num_classes).items():
+        if identity.get(knob) is None:
+            identity[knob] = default
+    return identity
+
+
+def _same_run(planned, rows, num_classes):
+    """The row among `rows` that trained exactly the `planned` run, or None."""
+    wanted = _run_identity(planned, num_classes)
+    for row in rows:
+        if _run_identity(row, num_classes) == wanted:
+            return row
+    return None
 
 
 def _check_epochs(epochs):
@@ -351,7 +382,7 @@ def accuracy_runs(
     rows = []
     for seed in seeds:
         for mode in modes:
-            row = _run(
+            row, _ = _run(
                 "accuracy",
                 architecture,
                 mode,
@@ -385,6 +416,7 @@ def ablation_runs(
     learning_rate=1e-3,
     variants=None,
     schedule="cosine",
+    reuse=(),
 ):
     """The SVP MLP (3 x 1024) with one option changed at a time.
 
@@ -404,6 +436,10 @@ def ablation_runs(
         learning_rate: Adam's learning rate.
         variants: optional subset of variant names to run.
         schedule: `"cosine"` or `"constant"` (see `accuracy_runs`).
+        reuse: rows of runs done already (e.g. `accuracy_runs`' MLP rows).
+            A variant whose run is among them (same model, options, seed,
+            data and budget; usually `"default"`) takes that row's results
+            instead of training the same model again.
 
     Returns:
         A list of dicts as `accuracy_runs` returns, with `benchmark`
@@ -428,7 +464,7 @@ def ablation_runs(
         for name, settings in chosen:
             settings = dict(settings)
             input_alignment = settings.pop("input_alignment")
-            row = _run(
+            row, done = _run(
                 "ablation",
                 "mlp",
                 "svp",
@@ -442,13 +478,16 @@ def ablation_runs(
                 input_alignment,
                 settings,
                 extra={"variant": name},
+                reuse=reuse,
             )
             rows.append(row)
             if progress is not None:
+                how = f"{row['train_seconds']:.0f} s"
+                if done is not None:
+                    how = f"the {done['benchmark']} run of the same model and seed"
                 progress(
                     f"ablation {row['backend']} {name} seed {seed}: "
-                    f"{100 * row['test_accuracy']:.2f}% "
-                    f"({row['train_seconds']:.0f} s)"
+                    f"{100 * row['test_accuracy']:.2f}% ({how})"
                 )
     return rows
 

@@ -380,9 +380,10 @@ def peak_rss(depth, width, batch_size, mode, steps=5, timeout=600, jit_compile="
 def start_peak_rss(depth, width, batch_size, mode, steps=5, jit_compile="auto"):
     """Starts `peak_rss`'s child process and returns it without waiting.
 
-    Children run in parallel with each other and with the caller (the
-    memory benchmark measures the step in-process meanwhile): each one's
-    peak RSS is its own. Pass the result to `wait_peak_rss`.
+    Children may run in parallel with each other and with the caller (the
+    benchmark worker runs them two at a time while it measures steps
+    in-process): each one's peak RSS is its own. Pass the result to
+    `wait_peak_rss`.
     """
     command = [
         sys.executable,
@@ -398,6 +399,11 @@ def start_peak_rss(depth, width, batch_size, mode, steps=5, jit_compile="auto"):
     ]
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
     env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
+    # The child measures host memory and may run beside other processes on
+    # the same accelerator: it must not claim the whole device up front, as
+    # JAX and TensorFlow do by default on a GPU.
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     # Dumping compiled programs would add its own memory and time.
     flags = re.sub(r"--xla_dump_to=\S+", "", env.get("XLA_FLAGS", "")).strip()
     if flags:
@@ -530,5 +536,16 @@ def main(argv=None):
     print(json.dumps(result), flush=True)
 
 
+def exit_process(code=0):
+    """Ends a benchmark child process at once, the way `multiprocessing` ends
+    its children: its results are printed or on disk, and the interpreter's
+    normal shutdown (TensorFlow's teardown of the traced steps) would add
+    seconds to every run."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
     main()
+    exit_process(0)
