@@ -1,5 +1,6 @@
 """The benchmark harness runs end to end (--quick) on the current backend."""
 
+import gc
 import json
 import pathlib
 import tempfile
@@ -122,6 +123,7 @@ def test_tf_xla_compiles_tensorflow_steps_only(tmp_path):
         ]
     )
     rows = run_worker(args)
+    assert gc.get_freeze_count() == 0  # the worker unfreezes what it froze
     assert {row["mode"] for row in rows} >= {"bp", "svp"}
     # JAX always compiles with XLA; PyTorch keeps Keras' default (eager).
     expected = {"tensorflow": True, "jax": True, "torch": False}[backend]
