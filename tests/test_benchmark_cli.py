@@ -155,6 +155,26 @@ def test_tf_xla_memory_is_xlas_buffer_assignment(tmp_path):
     assert set(dumps.glob("keras-svp-xla-*")) <= before  # the dump is gone
 
 
+def test_rss_table_adds_the_device_peak_where_a_gpu_gave_one():
+    def row(mode, device_peak):
+        return {
+            "benchmark": "rss",
+            "backend": "jax",
+            "depth": 4,
+            "mode": mode,
+            "rss_step_mib": 100.0,
+            "warm_step_mib": 10.0,
+            "device_peak_mib": device_peak,
+        }
+
+    on_cpu = report.rss_table([row("bp", None), row("svp", None)])
+    assert "| 4 | 10 / 100 | 10 / 100 |" in on_cpu
+    assert "accelerator" not in on_cpu
+    on_gpu = report.rss_table([row("bp", 812.4), row("svp", 230.6)])
+    assert "peak accelerator memory" in on_gpu
+    assert "| 4 | 812 | 231 |" in on_gpu
+
+
 def test_architectures_table_keeps_the_run_order_and_divides_bp_by_svp():
     def row(backend, label, mode, mib):
         return {

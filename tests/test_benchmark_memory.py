@@ -5,6 +5,7 @@ import sys
 import keras
 import pytest
 
+from keras_svp.benchmarks import memory
 from keras_svp.benchmarks.memory import peak_rss
 from keras_svp.benchmarks.memory import step_memory
 from keras_svp.benchmarks.memory import xla_temp_bytes
@@ -52,9 +53,17 @@ def test_step_memory_reports_the_backend_accounting(depth_4):
             assert result["argument_mib"] > 0
             assert result["jit_compile"] is True
     elif BACKEND == "torch":
+        import torch
+
         for result in depth_4.values():
             assert result["saved_peak_mib"] == result["step_mib"]
             assert result["saved_total_mib"] >= result["saved_peak_mib"]
+            # The CUDA allocator's figure exists on a GPU only, and counts
+            # at least the saved activations.
+            if torch.cuda.is_available():
+                assert result["device_step_mib"] >= result["step_mib"]
+            else:
+                assert result["device_step_mib"] is None
     else:
         for result in depth_4.values():
             assert 0 < result["step_mib_min"] <= result["step_mib"]
@@ -132,13 +141,63 @@ def test_peak_rss_runs_a_fresh_process():
     if sys.platform.startswith("linux"):
         assert result["warm_peak_mib"] >= result["warm_before_mib"] > 0
         assert result["warm_step_mib"] >= 0
+    # The child's accelerator peak: a figure on a GPU, None without one.
+    if memory.device_peak_mib() is None:
+        assert result["device_peak_mib"] is None
+    else:
+        assert result["device_peak_mib"] > 0
+
+
+def test_device_peak_reads_the_backends_device_statistics(monkeypatch):
+    # No accelerator here: each backend's statistics are stood in for.
+    if BACKEND == "jax":
+        import jax
+
+        class Device:
+            platform = "gpu"
+
+            def memory_stats(self):
+                return {"peak_bytes_in_use": 3 * 2**20, "bytes_in_use": 2**20}
+
+        monkeypatch.setattr(jax, "local_devices", lambda: [Device()])
+    elif BACKEND == "torch":
+        import torch
+
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 3 * 2**20)
+    else:
+        import tensorflow as tf
+
+        monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind: ["GPU:0"])
+        monkeypatch.setattr(
+            tf.config.experimental,
+            "get_memory_info",
+            lambda device: {"peak": 3 * 2**20, "current": 2**20},
+        )
+    assert memory.device_peak_mib() == 3.0
+
+
+def test_device_peak_is_none_on_a_cpu():
+    if BACKEND == "jax":
+        import jax
+
+        on_cpu = jax.local_devices()[0].platform == "cpu"
+    elif BACKEND == "torch":
+        import torch
+
+        on_cpu = not torch.cuda.is_available()
+    else:
+        import tensorflow as tf
+
+        on_cpu = not tf.config.list_logical_devices("GPU")
+    if not on_cpu:
+        pytest.skip("this machine has an accelerator")
+    assert memory.device_peak_mib() is None
 
 
 def test_rss_child_leaves_the_device_free_and_drops_the_xla_dump(monkeypatch):
     # Children run beside the worker (and each other): on a GPU they must
     # not claim the whole device, and they must not dump XLA programs.
-    from keras_svp.benchmarks import memory
-
     started = {}
 
     def popen(command, env, **kwargs):

@@ -30,7 +30,12 @@ other:
   are not counted: they are held anyway. Limits: PyTorch keeps no statistics
   of its CPU allocator, so gradients, optimizer temporaries and tensors
   alive only between two ops are not counted; this is the memory that
-  separates SVP from backprop, not the whole step's.
+  separates SVP from backprop, not the whole step's. On a GPU the CUDA
+  allocator's peak over the step is reported beside it (`device_step_mib`).
+
+On a GPU the fresh-process cross-check (`peak_rss`) also reports the
+device's peak allocated memory (`device_peak_mib`, by each backend's device
+statistics); its children do not preallocate the device.
 * **TensorFlow** -- the peak of TensorFlow's own allocator during real
   steps: `tf.config.experimental.get_memory_info(device)["peak"]` after
   `reset_memory_stats(device)`, minus the bytes allocated before the step.
@@ -107,8 +112,11 @@ def step_memory(model, x, y, repeats=3):
         * torch: `saved_peak_mib` (= `step_mib`), `saved_total_mib` (bytes
           of every tensor saved during the step, counted at every save),
           `backward_passes` (how many times the saved bytes fell back to
-          zero: units plus head in SVP mode, one with backprop) and
-          `saved_after_mib` (still saved when the step ended; 0 expected).
+          zero: units plus head in SVP mode, one with backprop),
+          `saved_after_mib` (still saved when the step ended; 0 expected)
+          and `device_step_mib` (on a GPU, the CUDA allocator's peak during
+          the step above what it held before: everything the step
+          allocates; None without one).
         * tensorflow: `step_mib_min` (the best of the `repeats` steps),
           `repeats`, `held_mib` (allocated before the step: the model's
           weights and optimizer slots, and whatever else the process
@@ -219,8 +227,19 @@ def _torch_step_memory(model, x, y):
     model._symbolic_build(data_batch=(x, y))
     ignore = {v.value.untyped_storage().data_ptr() for v in model.variables}
     counter = _SavedTensors(ignore)
+    # On a GPU the caching allocator also gives the step's whole peak
+    # (gradients and optimizer temporaries too), above what it held before.
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
     with torch.autograd.graph.saved_tensors_hooks(counter.pack, counter.unpack):
         model.train_on_batch(x, y)
+    device_step = None
+    if cuda:
+        torch.cuda.synchronize()
+        device_step = (torch.cuda.max_memory_allocated() - before) / MIB
     gc.collect()
     return {
         "backend": "torch",
@@ -230,6 +249,7 @@ def _torch_step_memory(model, x, y):
         "saved_total_mib": counter.total / MIB,
         "backward_passes": counter.drops_to_zero,
         "saved_after_mib": counter.bytes / MIB,
+        "device_step_mib": device_step,
     }
 
 
@@ -367,7 +387,10 @@ def peak_rss(depth, width, batch_size, mode, steps=5, timeout=600, jit_compile="
         before the first step), `rss_step_mib` (peak minus before: what the
         steps, compilation included, added), and `warm_before_mib`,
         `warm_peak_mib`, `warm_step_mib` (the same over steps 2 to `steps`;
-        None where the peak cannot be reset or `steps` is 1).
+        None where the peak cannot be reset or `steps` is 1), and
+        `device_peak_mib`: on a GPU the device's peak allocated memory over
+        the child's whole life (`device_peak_mib()`: weights, optimizer
+        state and the steps), None without one.
 
     Raises:
         RuntimeError: if the child fails.
@@ -479,6 +502,35 @@ def _reset_peak_rss():
         return False
 
 
+def device_peak_mib():
+    """The accelerator's peak allocated memory in this process so far, MiB.
+
+    JAX: the first device's `memory_stats()["peak_bytes_in_use"]`;
+    PyTorch: `torch.cuda.max_memory_allocated()`; TensorFlow:
+    `get_memory_info("GPU:0")["peak"]`. None on a machine without one (CPU
+    devices keep no such statistics).
+    """
+    name = keras.backend.backend()
+    if name == "jax":
+        import jax
+
+        device = jax.local_devices()[0]
+        stats = device.memory_stats() if device.platform != "cpu" else None
+        peak = (stats or {}).get("peak_bytes_in_use")
+    elif name == "torch":
+        import torch
+
+        peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+    elif name == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_logical_devices("GPU")
+        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] if gpus else None
+    else:
+        peak = None
+    return None if peak is None else peak / MIB
+
+
 def _rss_child(depth, width, batch_size, mode, steps, jit_compile="auto"):
     from keras_svp.benchmarks.models import build_mlp
     from keras_svp.benchmarks.models import synthetic_batch
@@ -504,6 +556,7 @@ def _rss_child(depth, width, batch_size, mode, steps, jit_compile="auto"):
         "rss_peak_mib": max(peak, _max_rss_mib()),
         "warm_before_mib": warm_before,
         "warm_peak_mib": warm_peak,
+        "device_peak_mib": device_peak_mib(),
     }
 
 

@@ -136,13 +136,29 @@ def rss_table(rows):
         + [cell(index.get((b, depth, m), {})) for b in backends for m in ("bp", "svp")]
         for depth in depths
     ]
-    return (
+    text = (
         "Cross-check: resident memory (MiB) a fresh process adds while training, "
         "as *warm / all*: over the steps after the first (no tracing or "
         "compilation), and over all steps (compilation included). It counts "
         "everything the process touches, including allocator caches (TensorFlow "
         "keeps its memory, so its warm figures stay small).\n\n" + _table(header, lines)
     )
+    if any(row.get("device_peak_mib") is not None for row in index.values()):
+        lines = [
+            [depth]
+            + [
+                _fmt(index.get((b, depth, m), {}).get("device_peak_mib"), 0)
+                for b in backends
+                for m in ("bp", "svp")
+            ]
+            for depth in depths
+        ]
+        text += (
+            "\n\nThe same fresh processes' peak accelerator memory (MiB), by the "
+            "backend's device statistics: weights, optimizer state and the "
+            "steps.\n\n" + _table(header, lines)
+        )
+    return text
 
 
 def speed_table(rows):
