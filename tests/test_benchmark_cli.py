@@ -1,8 +1,11 @@
 """The benchmark harness runs end to end (--quick) on the current backend."""
 
 import gc
+import importlib.metadata
 import json
 import pathlib
+import re
+import subprocess
 import tempfile
 
 import keras
@@ -12,6 +15,10 @@ from keras_svp.benchmarks import report
 from keras_svp.benchmarks.__main__ import main
 from keras_svp.benchmarks.__main__ import parse_args
 from keras_svp.benchmarks.__main__ import run_worker
+
+GPU_SCRIPT = (
+    pathlib.Path(__file__).resolve().parents[1] / "scripts" / "gpu-benchmark.sh"
+)
 
 
 def test_quick_benchmark_writes_json_markdown_and_plot(tmp_path):
@@ -206,3 +213,19 @@ def test_architectures_table_keeps_the_run_order_and_divides_bp_by_svp():
     assert text.index("| VGG |") < text.index("| MLP | 2.50 | 8.0 | 4.0 | 2.00 |")
     assert "- jax: jax accounting" in text
     assert "vs depth" not in text
+
+
+def test_gpu_script_carries_the_keras_the_suite_runs():
+    # The device has no Keras: the script carries wheels of the versions
+    # this environment tests, Keras and the two dependencies the device
+    # lacks.
+    pins = re.findall(r'"([\w-]+)==([\w.]+)"', GPU_SCRIPT.read_text())
+    assert {name for name, _ in pins} == {"keras", "namex", "optree"}
+    for name, version in pins:
+        assert importlib.metadata.version(name) == version, name
+
+
+def test_gpu_script_usage():
+    result = subprocess.run(["bash", str(GPU_SCRIPT)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
