@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The device's Python and the versions this project pins (constraints.txt).
+# The device's Python, and the versions scripts/constraints.txt pins.
 PYTHON_VERSION=${PYTHON_VERSION:-3.12}
 WHEELS=("keras==3.15.1" "namex==0.1.0" "optree==0.20.0")
 

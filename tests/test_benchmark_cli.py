@@ -221,7 +221,9 @@ def test_gpu_script_carries_the_keras_the_suite_runs():
     # lacks.
     pins = re.findall(r'"([\w-]+)==([\w.]+)"', GPU_SCRIPT.read_text())
     assert {name for name, _ in pins} == {"keras", "namex", "optree"}
+    constraints = (GPU_SCRIPT.parent / "constraints.txt").read_text().splitlines()
     for name, version in pins:
+        assert f"{name}=={version}" in constraints, name
         assert importlib.metadata.version(name) == version, name
 
 
