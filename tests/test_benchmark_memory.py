@@ -1,5 +1,6 @@
 """The memory benchmark: per-backend step accounting and the peak-RSS child."""
 
+import json
 import sys
 
 import keras
@@ -199,15 +200,28 @@ def test_rss_child_leaves_the_device_free_and_drops_the_xla_dump(monkeypatch):
     # Children run beside the worker (and each other): on a GPU they must
     # not claim the whole device, and they must not dump XLA programs.
     started = {}
+    printed = {
+        "rss_peak_mib": 300.0,
+        "rss_before_mib": 200.0,
+        "warm_peak_mib": None,
+        "warm_before_mib": None,
+    }
 
-    def popen(command, env, **kwargs):
-        started.update(command=command, env=env)
+    class Popen:
+        returncode = 0
 
-    monkeypatch.setattr(memory.subprocess, "Popen", popen)
+        def __init__(self, command, env, **kwargs):
+            started.update(command=command, env=env)
+
+        def communicate(self, timeout=None):
+            return json.dumps(printed) + "\n", ""
+
+    monkeypatch.setattr(memory.subprocess, "Popen", Popen)
     monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/dump --xla_cpu_foo=1")
     monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
     monkeypatch.delenv("TF_FORCE_GPU_ALLOW_GROWTH", raising=False)
-    memory.start_peak_rss(4, 16, 8, "bp", steps=2, jit_compile=True)
+    result = memory.peak_rss(4, 16, 8, "bp", steps=2, jit_compile=True)
+    assert result["rss_step_mib"] == 100.0
     env = started["env"]
     assert env["KERAS_BACKEND"] == BACKEND
     assert env["XLA_FLAGS"] == "--xla_cpu_foo=1"

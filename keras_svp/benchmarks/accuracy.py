@@ -250,14 +250,15 @@ def _run(
         "schedule": schedule,
     }
     options = {"input_alignment": bool(input_alignment), **unit_options}
-    done = _same_run({**row, **options}, reuse, _num_classes(data))
+    num_classes = _num_classes(data)
+    done = _same_run({**row, **options}, reuse, num_classes)
     if done is not None:
         result = {key: done[key] for key in RESULT_KEYS}
     else:
         model = build_model(
             architecture,
             mode,
-            num_classes=_num_classes(data),
+            num_classes=num_classes,
             seed=seed,
             learning_rate=learning_rate_over(
                 learning_rate,

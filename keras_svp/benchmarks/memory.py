@@ -32,10 +32,6 @@ other:
   alive only between two ops are not counted; this is the memory that
   separates SVP from backprop, not the whole step's. On a GPU the CUDA
   allocator's peak over the step is reported beside it (`device_step_mib`).
-
-On a GPU the fresh-process cross-check (`peak_rss`) also reports the
-device's peak allocated memory (`device_peak_mib`, by each backend's device
-statistics); its children do not preallocate the device.
 * **TensorFlow** -- the peak of TensorFlow's own allocator during real
   steps: `tf.config.experimental.get_memory_info(device)["peak"]` after
   `reset_memory_stats(device)`, minus the bytes allocated before the step.
@@ -70,7 +66,9 @@ every backend's accounting: a fresh Python process builds
 resident set size, over all steps and (on Linux) over the steps after the
 first. It counts everything (the runtime, tracing and compilation,
 gradients, optimizer temporaries, memory the allocator keeps), so it is
-coarse, but no accounting can hide memory from it.
+coarse, but no accounting can hide memory from it. On a GPU it also
+reports the device's peak allocated memory (`device_peak_mib`, by each
+backend's device statistics); its children do not preallocate the device.
 """
 
 import argparse
@@ -395,19 +393,9 @@ def peak_rss(depth, width, batch_size, mode, steps=5, timeout=600, jit_compile="
     Raises:
         RuntimeError: if the child fails.
     """
-    return wait_peak_rss(
-        start_peak_rss(depth, width, batch_size, mode, steps, jit_compile), timeout
-    )
-
-
-def start_peak_rss(depth, width, batch_size, mode, steps=5, jit_compile="auto"):
-    """Starts `peak_rss`'s child process and returns it without waiting.
-
-    Children may run in parallel with each other and with the caller (the
-    benchmark worker runs them two at a time while it measures steps
-    in-process): each one's peak RSS is its own. Pass the result to
-    `wait_peak_rss`.
-    """
+    # Children may run in parallel with each other and with the caller (the
+    # benchmark worker runs them two at a time while it measures steps
+    # in-process): each one's peak RSS is its own.
     command = [
         sys.executable,
         "-m",
@@ -433,13 +421,9 @@ def start_peak_rss(depth, width, batch_size, mode, steps=5, jit_compile="auto"):
         env["XLA_FLAGS"] = flags
     else:
         env.pop("XLA_FLAGS", None)
-    return subprocess.Popen(
+    child = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-
-
-def wait_peak_rss(child, timeout=600):
-    """Waits for a child from `start_peak_rss`; returns `peak_rss`'s dict."""
     try:
         stdout, stderr = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

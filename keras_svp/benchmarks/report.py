@@ -126,37 +126,36 @@ def rss_table(rows):
     depths = sorted({key[1] for key in index})
     header = ["depth"] + [f"{b} {m}" for b in backends for m in ("BP", "SVP")]
 
-    def cell(row):
-        return (
-            f"{_fmt(row.get('warm_step_mib'), 0)} / {_fmt(row.get('rss_step_mib'), 0)}"
-        )
-
-    lines = [
-        [depth]
-        + [cell(index.get((b, depth, m), {})) for b in backends for m in ("bp", "svp")]
-        for depth in depths
-    ]
-    text = (
-        "Cross-check: resident memory (MiB) a fresh process adds while training, "
-        "as *warm / all*: over the steps after the first (no tracing or "
-        "compilation), and over all steps (compilation included). It counts "
-        "everything the process touches, including allocator caches (TensorFlow "
-        "keeps its memory, so its warm figures stay small).\n\n" + _table(header, lines)
-    )
-    if any(row.get("device_peak_mib") is not None for row in index.values()):
+    def table(cell):
         lines = [
             [depth]
             + [
-                _fmt(index.get((b, depth, m), {}).get("device_peak_mib"), 0)
+                cell(index.get((b, depth, m), {}))
                 for b in backends
                 for m in ("bp", "svp")
             ]
             for depth in depths
         ]
+        return _table(header, lines)
+
+    text = (
+        "Cross-check: resident memory (MiB) a fresh process adds while training, "
+        "as *warm / all*: over the steps after the first (no tracing or "
+        "compilation), and over all steps (compilation included). It counts "
+        "everything the process touches, including allocator caches (TensorFlow "
+        "keeps its memory, so its warm figures stay small).\n\n"
+        + table(
+            lambda row: (
+                f"{_fmt(row.get('warm_step_mib'), 0)} / "
+                f"{_fmt(row.get('rss_step_mib'), 0)}"
+            )
+        )
+    )
+    if any(row.get("device_peak_mib") is not None for row in index.values()):
         text += (
             "\n\nThe same fresh processes' peak accelerator memory (MiB), by the "
             "backend's device statistics: weights, optimizer state and the "
-            "steps.\n\n" + _table(header, lines)
+            "steps.\n\n" + table(lambda row: _fmt(row.get("device_peak_mib"), 0))
         )
     return text
 
