@@ -246,3 +246,24 @@ def test_peak_rss_of_a_child_is_its_own_not_its_parents():
     ).stdout
     assert float(out.strip().splitlines()[-1]) < 1536
     del held
+
+
+@pytest.mark.parametrize("profiled", [False, True])
+def test_exit_process_ends_at_once_unless_profiled(profiled):
+    # A benchmark child ends without the interpreter's shutdown, except under
+    # a profiler, which writes its results at a normal exit.
+    import subprocess
+
+    code = (
+        "import sys; from keras_svp.benchmarks import memory\n"
+        + ("sys.setprofile(lambda *args: None)\n" if profiled else "")
+        + "memory.exit_process(3)\n"
+        + "sys.setprofile(None); print('returned')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    if profiled:
+        assert result.returncode == 0 and "returned" in result.stdout
+    else:
+        assert result.returncode == 3 and "returned" not in result.stdout

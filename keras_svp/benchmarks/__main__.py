@@ -212,10 +212,10 @@ def progress(message):
 def run_worker(args):
     """Runs the benchmarks on this process's backend; returns the rows."""
     # Every `clear_session` runs a full garbage collection, which spends
-    # most of its time (0.2 s a call here) scanning the objects of the
-    # imported libraries (Keras and its backend, imported with this module),
-    # none of them garbage. Frozen, they are skipped; what the benchmarks
-    # build is still collected.
+    # much of its time scanning the objects of the imported libraries
+    # (Keras and its backend, imported with this module), none of them
+    # garbage. Frozen, they are skipped (half the time a call in the JAX
+    # quick worker); what the benchmarks build is still collected.
     gc.collect()
     gc.freeze()
     try:

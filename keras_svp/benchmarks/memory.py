@@ -577,7 +577,11 @@ def exit_process(code=0):
     """Ends a benchmark child process at once, the way `multiprocessing` ends
     its children: its results are printed or on disk, and the interpreter's
     normal shutdown (TensorFlow's teardown of the traced steps) would add
-    seconds to every run."""
+    seconds to every run. Under a profiler or tracer (`python -m cProfile`,
+    coverage) it returns instead: they write their results at a normal
+    exit."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
