@@ -267,3 +267,51 @@ def test_exit_process_ends_at_once_unless_profiled(profiled):
         assert result.returncode == 0 and "returned" in result.stdout
     else:
         assert result.returncode == 3 and "returned" not in result.stdout
+
+
+def test_benchmark_seed_reproduces_the_weights():
+    from keras_svp.benchmarks import models
+
+    weights = []
+    for _ in range(2):
+        models.set_random_seed(7)
+        weights.append(keras.random.uniform((3,)))
+        model = build_mlp(2, 8, "svp", seed=7)
+        model(synthetic_batch(4, 8)[0])
+        weights.append(model.get_weights()[0])
+        keras.backend.clear_session()
+    assert keras.ops.convert_to_numpy(weights[0]).tolist() == (
+        keras.ops.convert_to_numpy(weights[2]).tolist()
+    )
+    assert (weights[1] == weights[3]).all()
+
+
+def test_benchmark_processes_leave_tensorflow_alone_off_its_backend():
+    # Keras' set_random_seed imports TensorFlow to seed it (3 s a process).
+    import subprocess
+
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        from keras_svp.benchmarks import models
+
+        draws = []
+        for _ in range(2):
+            models.set_random_seed(5)
+            draws.append(tf.random.uniform((3,)).numpy().tolist())
+        assert draws[0] == draws[1]  # tf.random is still seeded on its backend
+        return
+    code = (
+        "import json, sys\n"
+        "from keras.src.utils import module_utils\n"
+        "from keras_svp.benchmarks.models import build_mlp\n"
+        "build_mlp(2, 8, 'svp', seed=1)\n"
+        "print(json.dumps(['tensorflow' in sys.modules,"
+        " module_utils.tensorflow._available]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    imported, available = json.loads(out.strip().splitlines()[-1])
+    assert not imported
+    assert available is None  # Keras still finds TensorFlow if it is wanted

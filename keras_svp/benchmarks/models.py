@@ -1,11 +1,40 @@
 """The models and data the benchmarks measure, built the same way for both modes."""
 
+import sys
+
 import keras
 import numpy as np
 
 from keras_svp import applications
 
 HEAD_LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def set_random_seed(seed):
+    """`keras.utils.set_random_seed`, without importing TensorFlow needlessly.
+
+    Keras also seeds `tf.random` whenever TensorFlow is installed, and
+    imports it to do so: 3 s of CPU in every JAX or PyTorch benchmark
+    process on the reference machine, for a seed that nothing here uses (the
+    benchmarks never feed `tf.data`). Where TensorFlow is the backend or
+    already imported, this is `keras.utils.set_random_seed` unchanged.
+    """
+    from keras.src.utils import module_utils
+
+    lazy_tf = module_utils.tensorflow
+    if (
+        keras.backend.backend() == "tensorflow"
+        or "tensorflow" in sys.modules
+        # `vars`, not `hasattr`: the lazy module imports on a missing name.
+        or vars(lazy_tf).get("_available", False) is not None
+    ):
+        keras.utils.set_random_seed(seed)
+        return
+    lazy_tf._available = False
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        lazy_tf._available = None
 
 
 def compile_model(model, learning_rate=1e-3, jit_compile="auto"):
@@ -103,7 +132,7 @@ def build_application(
     Returns:
         The compiled model (Adam, sparse cross-entropy on logits, accuracy).
     """
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)
     build = getattr(applications, builder)
     model = build(mode=mode, seed=seed, **options)
     return compile_model(model, learning_rate, jit_compile)
