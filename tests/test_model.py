@@ -319,3 +319,34 @@ def test_tf_data_input_and_steps_per_execution():
     history = model.fit(dataset, epochs=2, verbose=0, validation_data=dataset)
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 16
     assert "val_svp_dense_prediction_loss" in history.history
+
+
+class CountedSVPSequential(keras_svp.SVPSequential):
+    """Counts how often the training step's Python body runs."""
+
+    runs = 0
+
+    def train_step(self, *args):  # JAX passes (state, data)
+        type(self).runs += 1
+        return super().train_step(*args)
+
+
+@pytest.mark.parametrize("mode", ["svp", "bp"])
+@pytest.mark.parametrize("call", ["fit", "train_on_batch"])
+def test_compiled_step_is_traced_once(mode, call):
+    # A step that creates the optimizer's or metrics' variables while it is
+    # traced gets traced twice on TensorFlow (a slower first step).
+    x, y = small_batch(24)
+    model = CountedSVPSequential(
+        [keras_svp.SVPDense(16), keras.layers.Dense(10)], mode=mode
+    )
+    model.compile(keras.optimizers.Adam(), CE, metrics=["accuracy"])
+    CountedSVPSequential.runs = 0
+    if call == "fit":
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    else:
+        for start in (0, 8, 16):
+            model.train_on_batch(x[start : start + 8], y[start : start + 8])
+    eager = keras.backend.backend() == "torch"
+    assert CountedSVPSequential.runs == (3 if eager else 1)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 3
