@@ -99,6 +99,44 @@ def test_torch_svp_frees_every_unit_before_the_next(depth_4):
     assert bp["step_mib"] > 1.5 * shallow["bp"]["step_mib"]
 
 
+XLA_TEMP_BY_DEPTH = """
+import json, sys
+import keras
+from keras_svp.benchmarks.memory import step_memory
+from keras_svp.benchmarks.models import build_mlp, synthetic_batch
+x, y = synthetic_batch(256, 1024)
+temps = []
+for depth in (2, 8):
+    model = build_mlp(depth, 1024, "svp", jit_compile=True)
+    temps.append(step_memory(model, x, y)["step_mib"])
+    keras.backend.clear_session()
+print(json.dumps(temps))
+"""
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="XLA's buffer assignment")
+def test_xla_svp_step_holds_one_unit_whatever_the_depth(tmp_path):
+    # XLA schedules by data dependencies alone: without the trainers' tie
+    # from each unit's gradients to the next unit's input it ran forward
+    # passes ahead, and the step grew with depth (JAX, these sizes: 10.6
+    # MiB at depth 2, 18.6 at depth 8).
+    import os
+    import subprocess
+
+    env = dict(os.environ)
+    if BACKEND == "tensorflow":  # the figure comes from XLA's dump
+        env["XLA_FLAGS"] = f"--xla_dump_to={tmp_path}"
+    out = subprocess.run(
+        [sys.executable, "-c", XLA_TEMP_BY_DEPTH],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
+    shallow, deep = json.loads(out.strip().splitlines()[-1])
+    assert 0 < deep < 1.1 * shallow
+
+
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="XLA is TensorFlow's option")
 def test_tensorflow_xla_step_memory_without_a_dump_is_the_allocators():
     # Without XLA_FLAGS=--xla_dump_to there is no buffer assignment to read:

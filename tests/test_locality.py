@@ -175,3 +175,19 @@ def test_one_optimizer_step_per_training_step():
     x, y = batch()
     model.fit(x, y, batch_size=3, epochs=2, verbose=0)
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 6
+
+
+@pytest.mark.parametrize("first", [1.0, np.nan, np.inf])
+def test_next_units_input_is_tied_to_the_gradients_unchanged(first):
+    # The tie that orders the units in a compiled step adds an exact zero,
+    # whatever the gradients hold.
+    from keras_svp.models.trainers.base import computed_after
+
+    gradients = [np.array([first, -np.inf], "float32"), np.ones((2, 2), "float16")]
+    h = np.array([[-0.5, 3.0]], "float32")
+    previous = np.array([[1.0]], "float16")
+    tied_h, tied_previous, none = computed_after(gradients, h, previous, None)
+    assert none is None
+    assert keras.backend.standardize_dtype(tied_previous.dtype) == "float16"
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(tied_h), h)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(tied_previous), previous)

@@ -2,6 +2,33 @@ import keras
 from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
 
+def computed_after(tensors, *values):
+    """`values`, unchanged, made to depend by data on all of `tensors`.
+
+    XLA orders a compiled step's operations by their data alone: TF control
+    dependencies do not reach it, and on CPU an optimization barrier did
+    not stop its scheduler from running the next units' forward passes
+    before the previous unit's backward pass, which kept several units'
+    activations alive at once. A scalar zero computed from `tensors`,
+    added to each value, does order them. It is `0 * isnan(sum)`, so it is
+    exactly zero even where `tensors` hold NaN or infinities.
+
+    Args:
+        tensors: what must be computed first (a unit's gradients or
+            updated weights).
+        *values: tensors or None.
+
+    Returns:
+        A tuple of `values`, each plus the zero (None stays None).
+    """
+    total = sum(keras.ops.sum(keras.ops.cast(t, "float32")) for t in tensors)
+    zero = keras.ops.cast(keras.ops.isnan(total), "float32") * 0.0
+    return tuple(
+        v if v is None else keras.ops.add(v, keras.ops.cast(zero, v.dtype))
+        for v in values
+    )
+
+
 class SVPTrainerBase(keras.Model):
     """What the backend trainers share; each may override it."""
 

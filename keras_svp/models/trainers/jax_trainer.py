@@ -3,6 +3,7 @@ import keras
 from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
 from keras_svp.models.trainers.base import SVPTrainerBase
+from keras_svp.models.trainers.base import computed_after
 
 
 class JAXSVPTrainer(SVPTrainerBase):
@@ -124,12 +125,14 @@ class JAXSVPTrainer(SVPTrainerBase):
             aux, non_trainable, grads = self._stateless_grad(
                 unit_loss, indices, trainable, non_trainable, optimizer
             )
-            # Tie the unit's outputs to its gradients: the next unit cannot
-            # start before this unit's backward pass is done, so XLA frees
-            # this unit's activations first instead of running all forward
-            # passes ahead and keeping every unit's activations alive.
+            # The next unit starts after this unit's backward pass, so XLA
+            # frees this unit's activations first instead of running forward
+            # passes ahead and keeping several units' activations alive. The
+            # barrier has the gradients finish together; the data dependency
+            # orders the next unit after them (the barrier alone did not).
             aux, grads = jax.lax.optimization_barrier((aux, grads))
             h, previous, prediction, alignment, value = aux
+            h, previous = computed_after(grads, h, previous)
             for i, grad in zip(indices, grads):
                 gradients[i] = grad
             total = total + value

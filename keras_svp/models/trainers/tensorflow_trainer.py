@@ -2,6 +2,7 @@ import tensorflow as tf
 from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
 from keras_svp.models.trainers.base import SVPTrainerBase
+from keras_svp.models.trainers.base import computed_after
 from keras_svp.models.trainers.unit_updates import UnitUpdates
 
 
@@ -110,6 +111,9 @@ class TensorFlowSVPTrainer(SVPTrainerBase):
                 # and keep several units' activations alive at once.
                 with tf.control_dependencies(done):
                     h, previous = tf.identity(h), tf.identity(previous)
+                if self.jit_compile:
+                    # XLA ignores the control dependencies.
+                    h, previous = computed_after(done, h, previous)
             total += value
             unit_losses.append((prediction, alignment))
         head_weights = self.head_weights
