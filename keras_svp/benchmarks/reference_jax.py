@@ -92,6 +92,11 @@ def make_step(projections, dropout=0.1, alignment_weight=1.0, learning_rate=1e-3
                 unit, jax.lax.stop_gradient(h), y, projection, previous, unit_key
             )
             (h, z), grad = jax.lax.optimization_barrier(((h, z), grad))
+            # The trainers' `computed_after`, in jax.numpy: an exact zero
+            # from the gradients makes the next unit wait for them.
+            gradient_sum = sum(jnp.sum(g) for g in jax.tree.leaves(grad))
+            zero = jnp.isnan(gradient_sum).astype(h.dtype) * 0.0
+            h, z = h + zero, z + zero
             grads.append(grad)
             previous, total = jax.lax.stop_gradient(z), total + loss
         loss, head_grad = jax.value_and_grad(head_loss)(head, h, y)
