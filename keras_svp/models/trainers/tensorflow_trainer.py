@@ -23,10 +23,9 @@ class TensorFlowSVPTrainer(SVPTrainerBase):
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Without a distribution strategy Keras' TF trainer creates the
         # optimizer's and metrics' variables while tracing the first step,
-        # and a tf.function that creates variables is traced twice: that
-        # doubles the first step's time (2 s more for a 3-block ViT SVP+ on
-        # the reference CPU). Build them before, as Keras does on JAX and
-        # PyTorch and under a strategy.
+        # and a tf.function that creates variables is traced twice, which
+        # doubles the first step's tracing time. Build them before, as
+        # Keras does on JAX and PyTorch and under a strategy.
         if self._distribute_strategy is not None:
             return super()._maybe_symbolic_build(iterator, data_batch)
         with self.distribute_strategy.scope():
