@@ -174,12 +174,12 @@ def parse_args(argv=None):
     for key, value in profile.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
-    args.depths = [int(d) for d in str(args.depths).split(",")]
+    args.depths = _int_list(args.depths)
     for key in ("rss_depths", "speed_depths"):
         setattr(args, key, _depth_subset(getattr(args, key), args.depths))
-    args.vit_depths = [int(d) for d in str(args.vit_depths).split(",")]
-    args.seeds = [int(s) for s in str(args.seeds).split(",")]
-    args.ablation_seeds = [int(s) for s in str(args.ablation_seeds).split(",")]
+    args.vit_depths = _int_list(args.vit_depths)
+    args.seeds = _int_list(args.seeds)
+    args.ablation_seeds = _int_list(args.ablation_seeds)
     if args.ablation_variants is not None:
         args.ablation_variants = args.ablation_variants.split(",")
     args.only = [name for name in args.only.split(",") if name]
@@ -202,7 +202,12 @@ def _depth_subset(value, depths):
         return list(depths)
     if value == "deepest":
         return [max(depths)]
-    return [int(d) for d in str(value).split(",")]
+    return _int_list(value)
+
+
+def _int_list(value):
+    """A comma-separated option (or a profile's int) as a list of ints."""
+    return [int(item) for item in str(value).split(",")]
 
 
 def progress(message):

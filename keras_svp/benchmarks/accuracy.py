@@ -35,10 +35,10 @@ SCHEDULES = ("cosine", "constant")
 MLP_DEPTH = 3
 MLP_WIDTH = 1024
 
-# Keys of a row that vary within one configuration (not part of its identity).
-PER_RUN_KEYS = ("seed", "test_accuracy", "train_seconds", "train_accuracy")
 # The fields `train_and_evaluate` measures.
 RESULT_KEYS = ("test_accuracy", "train_accuracy", "train_seconds")
+# Keys of a row that vary within one configuration (not part of its identity).
+PER_RUN_KEYS = ("seed",) + RESULT_KEYS
 
 # The knobs the ablation varies, on the units and on the model.
 UNIT_KNOBS = (
