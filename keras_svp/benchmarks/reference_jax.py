@@ -31,6 +31,10 @@ def _cross_entropy(logits, y):
     return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
 
+def _plus(params, zero):
+    return jax.tree.map(lambda p: p + zero, params)
+
+
 def init(depth, width, input_dim, num_classes=10, seed=0):
     """Parameters, fixed projections and Adam state of the reference MLP."""
     rng = np.random.default_rng(seed)
@@ -86,19 +90,22 @@ def make_step(projections, dropout=0.1, alignment_weight=1.0, learning_rate=1e-3
     def step(state, x, y, key):
         units, head = state["params"]
         keys = jax.random.split(key, len(units))
-        grads, total, h, previous = [], 0.0, x, None
+        grads, total, h, previous, zero = [], 0.0, x, None, 0.0
         for unit, projection, unit_key in zip(units, projections, keys):
+            # The trainers' `computed_after`, in jax.numpy: an exact zero
+            # from the previous unit's gradients makes this unit's input and
+            # weights wait for them.
+            unit = _plus(unit, zero)
             (loss, (h, z)), grad = jax.value_and_grad(unit_loss, has_aux=True)(
                 unit, jax.lax.stop_gradient(h), y, projection, previous, unit_key
             )
             (h, z), grad = jax.lax.optimization_barrier(((h, z), grad))
-            # The trainers' `computed_after`, in jax.numpy: an exact zero
-            # from the gradients makes the next unit wait for them.
             gradient_sum = sum(jnp.sum(g) for g in jax.tree.leaves(grad))
             zero = jnp.isnan(gradient_sum).astype(h.dtype) * 0.0
             h, z = h + zero, z + zero
             grads.append(grad)
             previous, total = jax.lax.stop_gradient(z), total + loss
+        head = _plus(head, zero)
         loss, head_grad = jax.value_and_grad(head_loss)(head, h, y)
         grads = (grads, head_grad)
         # Adam, as keras.optimizers.Adam with its defaults.

@@ -36,6 +36,24 @@ class JAXSVPTrainer(SVPTrainerBase):
         position = {id(v): i for i, v in enumerate(self.trainable_variables)}
         return [position[id(w)] for w in weights]
 
+    @staticmethod
+    def _computed_after(tensors, trainable, indices):
+        """`trainable` with the values at `indices` computed after `tensors`.
+
+        A unit's weights are tied to the previous unit's gradients as its
+        input is: XLA otherwise computes what depends on the weights alone
+        (a normalization's scale broadcast to the activations' shape, a
+        kernel's transposed copy) at the start of the step, for every unit,
+        and keeps it until the unit runs, which grows with depth.
+        """
+        if tensors is None:
+            return trainable
+        values = list(trainable)
+        tied = computed_after(tensors, *[values[i] for i in indices])
+        for i, value in zip(indices, tied):
+            values[i] = value
+        return values
+
     def _stateless_grad(self, fn, indices, trainable, non_trainable, optimizer):
         """`value_and_grad` of `fn`'s loss w.r.t. the variables at `indices`.
 
@@ -114,6 +132,7 @@ class JAXSVPTrainer(SVPTrainerBase):
         gradients = [jax.numpy.zeros_like(v) for v in trainable]
         unit_losses = []
         h, previous, total = x, None, 0.0
+        grads = None
         for index, segment in enumerate(self._svp_units()):
             indices = self._variable_indices(segment.trainable_weights)
 
@@ -123,7 +142,11 @@ class JAXSVPTrainer(SVPTrainerBase):
                 )
 
             aux, non_trainable, grads = self._stateless_grad(
-                unit_loss, indices, trainable, non_trainable, optimizer
+                unit_loss,
+                indices,
+                self._computed_after(grads, trainable, indices),
+                non_trainable,
+                optimizer,
             )
             # The next unit starts after this unit's backward pass, so XLA
             # frees this unit's activations first instead of running forward
@@ -146,7 +169,7 @@ class JAXSVPTrainer(SVPTrainerBase):
         (y_pred, head_loss), non_trainable, grads = self._stateless_grad(
             head_loss_fn,
             head_indices,
-            trainable,
+            self._computed_after(grads, trainable, head_indices),
             non_trainable,
             optimizer,
         )
