@@ -44,7 +44,9 @@ class JAXSVPTrainer(SVPTrainerBase):
         input is: XLA otherwise computes what depends on the weights alone
         (a normalization's scale broadcast to the activations' shape, a
         kernel's transposed copy) at the start of the step, for every unit,
-        and keeps it until the unit runs, which grows with depth.
+        and keeps it until the unit runs, which grows with depth. The tie
+        adds an exact zero, so the gradients with respect to the tied values
+        are the weights' own; the optimizer updates the untied values.
         """
         if tensors is None:
             return trainable
