@@ -1,3 +1,6 @@
+import contextlib
+
+import keras
 import tensorflow as tf
 from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
@@ -76,6 +79,37 @@ class TensorFlowSVPTrainer(SVPTrainerBase):
                 lambda t: t if t is None else tf.identity(t), data
             )
 
+    @contextlib.contextmanager
+    def _weights_computed_after(self, done, weights, tape):
+        """Runs a unit on its weights, tied under XLA to `done`.
+
+        Under XLA the next unit's input is tied to this unit's update, but
+        what the next unit computes from its weights alone (a
+        normalization's scale broadcast to the activations' shape, a
+        kernel's transposed copy) depends on nothing the step computes, and
+        XLA computes it for every unit at the start of the step and keeps
+        it, which grows with depth. So the unit reads its weights as values
+        tied to `done` too (a `StatelessScope` maps its variables to them);
+        the other state its call updates (normalization statistics,
+        random seeds) is assigned after. The tie adds an exact zero.
+
+        Yields:
+            What to take the unit's gradients with respect to: the tied
+            values, or `weights` themselves outside XLA.
+        """
+        if done is None or not weights or not self.jit_compile:
+            yield weights
+            return
+        values = list(computed_after(done, *[w.value for w in weights]))
+        tape.watch(values)
+        mapping = list(zip(weights, values))
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+            yield values
+        for variable in self.non_trainable_variables:
+            value = scope.get_current_value(variable)
+            if value is not None:
+                variable.assign(value)
+
     def train_step(self, data):
         data = self._assert_valid_batch(data)
         if self.mode != "svp":
@@ -88,19 +122,20 @@ class TensorFlowSVPTrainer(SVPTrainerBase):
             each_unit=self.distribute_strategy.num_replicas_in_sync == 1,
         )
         unit_losses = []
-        h, previous, total = x, None, 0.0
+        h, previous, total, done = x, None, 0.0, None
         for index, segment in enumerate(self._svp_units()):
             weights = segment.trainable_weights
             # A fresh tape per unit: it records this unit alone and is
             # released before the next unit runs.
             with tf.GradientTape() as tape:
-                loss, aux = self.unit_forward(
-                    index, h, y, sample_weight, previous, training=True
-                )
+                with self._weights_computed_after(done, weights, tape) as sources:
+                    loss, aux = self.unit_forward(
+                        index, h, y, sample_weight, previous, training=True
+                    )
                 h, previous, prediction, alignment, value = aux
                 scaled = self.optimizer.scale_loss(loss)
             if weights:
-                unit_gradients = tape.gradient(scaled, weights)
+                unit_gradients = tape.gradient(scaled, sources)
                 done = unit_gradients
                 if update(unit_gradients, weights):
                     # Reads of the updated weights, ordered after the update.
@@ -117,11 +152,12 @@ class TensorFlowSVPTrainer(SVPTrainerBase):
             unit_losses.append((prediction, alignment))
         head_weights = self.head_weights
         with tf.GradientTape() as tape:
-            head_loss, (y_pred, head_value) = self.head_forward(
-                h, y, sample_weight, training=True
-            )
+            with self._weights_computed_after(done, head_weights, tape) as sources:
+                head_loss, (y_pred, head_value) = self.head_forward(
+                    h, y, sample_weight, training=True
+                )
             scaled = self.optimizer.scale_loss(head_loss)
-        update(tape.gradient(scaled, head_weights), head_weights)
+        update(tape.gradient(scaled, sources), head_weights)
         update.finish()
         self._update_svp_metrics(x, total + head_value, head_value, unit_losses)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
