@@ -11,7 +11,15 @@ def computed_after(tensors, *values):
     before the previous unit's backward pass, which kept several units'
     activations alive at once. A scalar zero computed from `tensors`,
     added to each value, does order them. It is `0 * isnan(sum)`, so it is
-    exactly zero even where `tensors` hold NaN or infinities.
+    exactly zero even where `tensors` hold NaN or infinities, and the
+    gradients with respect to the tied values are the originals' own.
+
+    The trainers tie a unit's input and its weights: what a unit computes
+    from its weights alone (a normalization's scale broadcast to the
+    activations' shape, a kernel's transposed copy) depends on nothing
+    the step computes, and XLA otherwise computes it for every unit at the
+    start of the step and keeps it until the unit runs, which grows with
+    depth.
 
     Args:
         tensors: what must be computed first (a unit's gradients or

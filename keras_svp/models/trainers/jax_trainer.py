@@ -38,15 +38,10 @@ class JAXSVPTrainer(SVPTrainerBase):
 
     @staticmethod
     def _computed_after(tensors, trainable, indices):
-        """`trainable` with the values at `indices` computed after `tensors`.
+        """`trainable` with the values at `indices` tied to `tensors`.
 
-        A unit's weights are tied to the previous unit's gradients as its
-        input is: XLA otherwise computes what depends on the weights alone
-        (a normalization's scale broadcast to the activations' shape, a
-        kernel's transposed copy) at the start of the step, for every unit,
-        and keeps it until the unit runs, which grows with depth. The tie
-        adds an exact zero, so the gradients with respect to the tied values
-        are the weights' own; the optimizer updates the untied values.
+        What a unit reads of its weights (see `computed_after`); the
+        optimizer updates the untied values.
         """
         if tensors is None:
             return trainable

@@ -83,15 +83,10 @@ class TensorFlowSVPTrainer(SVPTrainerBase):
     def _weights_computed_after(self, done, weights, tape):
         """Runs a unit on its weights, tied under XLA to `done`.
 
-        Under XLA the next unit's input is tied to this unit's update, but
-        what the next unit computes from its weights alone (a
-        normalization's scale broadcast to the activations' shape, a
-        kernel's transposed copy) depends on nothing the step computes, and
-        XLA computes it for every unit at the start of the step and keeps
-        it, which grows with depth. So the unit reads its weights as values
-        tied to `done` too (a `StatelessScope` maps its variables to them);
-        the other state its call updates (normalization statistics,
-        random seeds) is assigned after. The tie adds an exact zero.
+        Under XLA the unit reads its weights as values tied to the previous
+        unit's update (see `computed_after`): a `StatelessScope` maps its
+        variables to them, and the other state its call updates
+        (normalization statistics, random seeds) is assigned after.
 
         Yields:
             What to take the unit's gradients with respect to: the tied
