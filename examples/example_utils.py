@@ -74,6 +74,12 @@ def parser(description, default_dataset, default_epochs, default_lr, quick=None)
         help=f"smoke test: {QUICK_TRAIN} training and {QUICK_TEST} test images, "
         "a tiny model, few epochs",
     )
+    p.add_argument(
+        "--probes",
+        action="store_true",
+        help="after training, also measure a linear probe on each SVP unit's "
+        "activations (keras_svp.diagnostics.linear_probes, 5 epochs)",
+    )
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(
         usual={
@@ -220,6 +226,13 @@ def run(args, build_model):
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
         "args": vars(args),
     }
+    if args.probes:
+        from keras_svp import diagnostics
+
+        probes = diagnostics.linear_probes(
+            model, data[0], data[1], batch_size=args.batch_size, seed=args.seed
+        )
+        report["probe_accuracy"] = {p["name"]: p["probe_accuracy"] for p in probes}
     later = report["later_epoch_s"]
     print(
         f"{report['example']} {report['backend']} {args.dataset} mode={args.mode} "
@@ -229,6 +242,11 @@ def run(args, build_model):
         + f"), peak RSS {report['peak_rss_mib']:.0f} MiB, "
         f"{report['parameters']:,} parameters"
     )
+    if args.probes:
+        print(
+            "linear probes' test accuracy by unit: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in report["probe_accuracy"].items())
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
@@ -261,6 +279,33 @@ def results_table(paths):
     return "\n".join(rows)
 
 
+def probes_table(paths):
+    """A Markdown table of the linear probes of the reports that have them."""
+    rows = []
+    for path in sorted(paths):
+        with open(path) as f:
+            r = json.load(f)
+        if "probe_accuracy" not in r:
+            continue
+        if not rows:
+            units = len(r["probe_accuracy"])
+            rows = [
+                "| script | backend | data set | mode | epochs | test acc | "
+                + " | ".join(f"probe after unit {i + 1}" for i in range(units))
+                + " |",
+                "| --- " * (6 + units) + "|",
+            ]
+        rows.append(
+            f"| {r['example']} | {r['backend']} | {r['dataset']} | {r['mode']} | "
+            f"{r['epochs']} | {r['test_accuracy']:.4f} | "
+            + " | ".join(f"{v:.4f}" for v in r["probe_accuracy"].values())
+            + " |"
+        )
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
     # python examples/example_utils.py docs/examples/*.json
     print(results_table(sys.argv[1:]))
+    print()
+    print(probes_table(sys.argv[1:]))

@@ -8,6 +8,9 @@ untrained) model at inference on a validation set and report, per unit:
   (`argmax z == y`), its local prediction loss and its alignment loss with
   the previous unit, as the training step computes them;
 - `unit_projections`: the projected activations `z` themselves;
+- `linear_probes`: the test accuracy of a linear classifier trained on
+  each unit's frozen activations, which shows how much each unit adds to
+  the one before, whatever its fixed projection can read out;
 - `pca_2d` / `plot_unit_embedding`: a 2-D PCA embedding of one unit's `z`,
   colored by label; `plot_unit_report`: local accuracy and losses by depth.
 
@@ -15,6 +18,7 @@ They work on any built `SVPModel`, whatever its `mode` (a `"bp"` model has
 the same projections, untrained as classifiers).
 """
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -157,6 +161,126 @@ def unit_report(model, x, y, batch_size=256):
         }
         for index, unit in enumerate(units)
     ]
+
+
+def unit_features(model, x, batch_size=256):
+    """Every SVP unit's reduced activation at inference: what its projection reads.
+
+    Args:
+        model: a built `SVPModel` / `SVPSequential`.
+        x: inputs, a NumPy array (or anything `np.asarray` takes).
+        batch_size: samples per forward pass.
+
+    Returns:
+        A dict `{unit name: float32 array (N, D)}`, in the order of the
+        units: `reduce(h)` of each unit's activation `h` (flattened, pooled
+        or one token, as the unit's projection takes it).
+
+    Example:
+
+        >>> import keras, numpy as np
+        >>> from keras_svp import SVPDense, SVPSequential
+        >>> model = SVPSequential(
+        ...     [SVPDense(8, name="a"), SVPDense(6, name="b"), keras.layers.Dense(3)]
+        ... )
+        >>> _ = model(np.zeros((1, 4)))
+        >>> {k: v.shape for k, v in unit_features(model, np.ones((5, 4))).items()}
+        {'a': (5, 8), 'b': (5, 6)}
+    """
+    names = [unit.name for unit in _svp_units(model)]
+    parts = {name: [] for name in names}
+    x = np.asarray(x)
+    for start in range(0, len(x), batch_size):
+        h = ops.convert_to_tensor(x[start : start + batch_size])
+        for layer in model.layer_chain():
+            h = call_layer(layer, h, False)
+            if isinstance(layer, SVPUnit):
+                parts[layer.name].append(_numpy(layer.projection.features(h)))
+    return {name: np.concatenate(parts[name]) for name in names}
+
+
+def linear_probes(
+    model, train, test, epochs=5, batch_size=128, learning_rate=1e-3, seed=0
+):
+    """Test accuracy of a linear classifier on each unit's frozen activations.
+
+    During training a unit's local classifier is its fixed random
+    projection. A linear probe, a `Dense(num_classes)` trained with Adam on
+    the unit's activations (`unit_features`) while the model stays frozen,
+    measures how well the best linear read-out separates the classes
+    there. Along the chain it shows how much each unit adds to the one
+    before (in backprop the later layers usually add more than in local
+    learning). The model is not changed.
+
+    Args:
+        model: a built `SVPModel` / `SVPSequential`, trained or not.
+        train: `(x, y)` to train the probes on (integer labels).
+        test: `(x, y)` to measure them on.
+        epochs: the probes' training epochs.
+        batch_size: their batch size (and the forward passes').
+        learning_rate: their Adam learning rate.
+        seed: seeds their initial weights.
+
+    Returns:
+        A list of dicts, one per unit in order, with keys `name`, `index`,
+        `features` (the width `D` probed) and `probe_accuracy` (in [0, 1]).
+
+    Example:
+
+        >>> import keras, numpy as np
+        >>> from keras_svp import SVPDense, SVPSequential
+        >>> model = SVPSequential([SVPDense(8), SVPDense(8), keras.layers.Dense(2)])
+        >>> _ = model(np.zeros((1, 4)))
+        >>> x, y = np.random.rand(20, 4), np.arange(20) % 2
+        >>> rows = linear_probes(model, (x, y), (x, y), epochs=1)
+        >>> [sorted(row) for row in rows][0]
+        ['features', 'index', 'name', 'probe_accuracy']
+    """
+    (x_train, y_train), (x_test, y_test) = train, test
+    y_train = np.asarray(y_train).reshape(-1)
+    y_test = np.asarray(y_test).reshape(-1)
+    for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if len(x) != len(y):
+            raise ValueError(
+                f"The {name} inputs and labels differ in length: {len(x)} and {len(y)}."
+            )
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    features_train = unit_features(model, x_train, batch_size)
+    features_test = unit_features(model, x_test, batch_size)
+    rows = []
+    for index, name in enumerate(features_train):
+        width = features_train[name].shape[1]
+        probe = keras.Sequential(
+            [
+                keras.Input((width,)),
+                keras.layers.Dense(
+                    num_classes,
+                    kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+                ),
+            ]
+        )
+        probe.compile(
+            keras.optimizers.Adam(learning_rate),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        probe.fit(
+            features_train[name],
+            y_train,
+            epochs=epochs,
+            batch_size=batch_size,
+            verbose=0,
+        )
+        logits = probe.predict(features_test[name], batch_size=1024, verbose=0)
+        accuracy = float(np.mean(np.argmax(logits, axis=-1) == y_test))
+        rows.append(
+            {
+                "name": name,
+                "index": index,
+                "features": int(width),
+                "probe_accuracy": accuracy,
+            }
+        )
+    return rows
 
 
 def pca_2d(z):

@@ -8,7 +8,7 @@ out=../docs/examples
 backend=${KERAS_BACKEND:-tensorflow}
 py=${PYTHON:-python}
 for mode in svp bp; do
-  "$py" mlp.py --dataset fashion_mnist --epochs 10 --mode "$mode" \
+  "$py" mlp.py --dataset fashion_mnist --epochs 10 --mode "$mode" --probes \
     --json "$out/mlp10-fashion_mnist-$mode-$backend.json"
   "$py" vit_svp_plus.py --dataset digits --epochs 30 --dim 64 --depth 4 \
     --num-heads 4 --mode "$mode" --json "$out/vit-digits-$mode-$backend.json"

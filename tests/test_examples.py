@@ -42,7 +42,16 @@ def test_mlp_example_command_line(tmp_path):
     out = tmp_path / "mlp.json"
     env = dict(os.environ, PYTHONPATH=ROOT)
     result = subprocess.run(
-        [sys.executable, "mlp.py", "--quick", "--dataset", dataset, "--json", out],
+        [
+            sys.executable,
+            "mlp.py",
+            "--quick",
+            "--dataset",
+            dataset,
+            "--probes",
+            "--json",
+            out,
+        ],
         cwd=EXAMPLES,
         env=env,
         capture_output=True,
@@ -54,6 +63,10 @@ def test_mlp_example_command_line(tmp_path):
     report = json.loads(out.read_text())
     _check_report(report, "mlp.py", dataset, "svp", 512)
     assert report["augmented"] is False
+    probes = report["probe_accuracy"]
+    assert list(probes) == ["svp_dense", "svp_dense_1", "svp_dense_2"]
+    assert all(0.0 <= accuracy <= 1.0 for accuracy in probes.values())
+    assert "linear probes' test accuracy by unit" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -122,3 +135,14 @@ def test_results_table(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(report))
     table = example_utils.results_table([tmp_path / "a.json"]).splitlines()
     assert table[2].startswith("| vgg.py --units stage --seed 1 | jax |")
+    # Only the reports with probes go into the probes' table.
+    assert example_utils.probes_table([tmp_path / "a.json"]) == ""
+    report.update(example="mlp.py", probe_accuracy={"a": 0.81234, "b": 0.9})
+    (tmp_path / "b.json").write_text(json.dumps(report))
+    table = example_utils.probes_table([tmp_path / "a.json", tmp_path / "b.json"])
+    assert table.splitlines() == [
+        "| script | backend | data set | mode | epochs | test acc "
+        "| probe after unit 1 | probe after unit 2 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| mlp.py | jax | digits | svp | 2 | 0.9123 | 0.8123 | 0.9000 |",
+    ]
