@@ -42,9 +42,10 @@ def _numpy(x):
 
 
 def _unit_batches(model, x, batch_size):
-    """Yields, per batch, `[(unit, z, features, previous_features), ...]`.
+    """Yields, per batch, `[(unit, z, features, previous_features, h), ...]`.
 
-    The arrays are NumPy (float32): diagnostics take no gradients.
+    The arrays are NumPy (float32): diagnostics take no gradients. `h`, the
+    unit's activation, stays a backend tensor, for callers that need it.
     """
     x = np.asarray(x)
     for start in range(0, len(x), batch_size):
@@ -63,7 +64,7 @@ def _unit_batches(model, x, batch_size):
             if isinstance(layer, SVPUnit):
                 z = layer.project(h, training=False)
                 features = _numpy(layer.alignment_features(h, z))
-                rows.append((layer, _numpy(z), features, previous))
+                rows.append((layer, _numpy(z), features, previous, h))
                 previous = features
             # The head needs not run: diagnostics are about the units.
         yield rows
@@ -95,7 +96,7 @@ def unit_projections(model, x, batch_size=256):
     names = [unit.name for unit in _svp_units(model)]
     parts = {name: [] for name in names}
     for rows in _unit_batches(model, x, batch_size):
-        for unit, z, _, _ in rows:
+        for unit, z, *_ in rows:
             parts[unit.name].append(z)
     return {name: np.concatenate(parts[name]) for name in names}
 
@@ -144,7 +145,7 @@ def unit_report(model, x, y, batch_size=256):
     ):
         labels = y[start : start + batch_size]
         n = len(labels)
-        for index, (unit, z, features, previous) in enumerate(rows):
+        for index, (unit, z, features, previous, _) in enumerate(rows):
             sums[index, 0] += np.sum(np.argmax(z, axis=-1) == labels)
             sums[index, 1] += n * float(losses.local_prediction_loss(labels, z))
             if previous is not None and unit.alignment_weight > 0:
@@ -189,13 +190,9 @@ def unit_features(model, x, batch_size=256):
     """
     names = [unit.name for unit in _svp_units(model)]
     parts = {name: [] for name in names}
-    x = np.asarray(x)
-    for start in range(0, len(x), batch_size):
-        h = ops.convert_to_tensor(x[start : start + batch_size])
-        for layer in model.layer_chain():
-            h = call_layer(layer, h, False)
-            if isinstance(layer, SVPUnit):
-                parts[layer.name].append(_numpy(layer.projection.features(h)))
+    for rows in _unit_batches(model, x, batch_size):
+        for unit, *_, h in rows:
+            parts[unit.name].append(_numpy(unit.projection.features(h)))
     return {name: np.concatenate(parts[name]) for name in names}
 
 
