@@ -253,27 +253,40 @@ def run(args, build_model):
     return report
 
 
+RUN_COLUMNS = "| script | backend | data set | mode | epochs | test acc |"
+
+
+def _reports(paths):
+    for path in sorted(paths):
+        with open(path) as f:
+            yield json.load(f)
+
+
+def _run_cells(r):
+    """The cells of `RUN_COLUMNS` for one report."""
+    script = r["example"]
+    # Options that change the model, where not the script's default.
+    args = r.get("args", {})
+    if args.get("units", "convolution") != "convolution":
+        script += f" --units {args['units']}"
+    if args.get("seed", 0) != 0:
+        script += f" --seed {args['seed']}"
+    return (
+        f"| {script} | {r['backend']} | {r['dataset']} | {r['mode']} | "
+        f"{r['epochs']} | {r['test_accuracy']:.4f} |"
+    )
+
+
 def results_table(paths):
     """A Markdown table of the reports that `--json` wrote."""
     rows = [
-        "| script | backend | data set | mode | epochs | test acc | "
-        "1st epoch s | later s/epoch | peak RSS MiB | machine |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        RUN_COLUMNS + " 1st epoch s | later s/epoch | peak RSS MiB | machine |",
+        "| --- " * 10 + "|",
     ]
-    for path in sorted(paths):
-        with open(path) as f:
-            r = json.load(f)
+    for r in _reports(paths):
         later = "-" if r["later_epoch_s"] is None else f"{r['later_epoch_s']:.1f}"
-        script = r["example"]
-        # Options that change the model, where not the script's default.
-        args = r.get("args", {})
-        if args.get("units", "convolution") != "convolution":
-            script += f" --units {args['units']}"
-        if args.get("seed", 0) != 0:
-            script += f" --seed {args['seed']}"
         rows.append(
-            f"| {script} | {r['backend']} | {r['dataset']} | {r['mode']} | "
-            f"{r['epochs']} | {r['test_accuracy']:.4f} | {r['first_epoch_s']:.1f} | "
+            _run_cells(r) + f" {r['first_epoch_s']:.1f} | "
             f"{later} | {r['peak_rss_mib']:.0f} | {r['machine']} |"
         )
     return "\n".join(rows)
@@ -282,24 +295,18 @@ def results_table(paths):
 def probes_table(paths):
     """A Markdown table of the linear probes of the reports that have them."""
     rows = []
-    for path in sorted(paths):
-        with open(path) as f:
-            r = json.load(f)
+    for r in _reports(paths):
         if "probe_accuracy" not in r:
             continue
         if not rows:
             units = len(r["probe_accuracy"])
             rows = [
-                "| script | backend | data set | mode | epochs | test acc | "
-                + " | ".join(f"probe after unit {i + 1}" for i in range(units))
-                + " |",
+                RUN_COLUMNS
+                + "".join(f" probe after unit {i + 1} |" for i in range(units)),
                 "| --- " * (6 + units) + "|",
             ]
         rows.append(
-            f"| {r['example']} | {r['backend']} | {r['dataset']} | {r['mode']} | "
-            f"{r['epochs']} | {r['test_accuracy']:.4f} | "
-            + " | ".join(f"{v:.4f}" for v in r["probe_accuracy"].values())
-            + " |"
+            _run_cells(r) + "".join(f" {v:.4f} |" for v in r["probe_accuracy"].values())
         )
     return "\n".join(rows)
 

@@ -70,6 +70,16 @@ def _unit_batches(model, x, batch_size):
         yield rows
 
 
+def _per_unit(model, x, batch_size, value):
+    """`{unit name: value(unit, z, h) of every batch, concatenated}`."""
+    names = [unit.name for unit in _svp_units(model)]
+    parts = {name: [] for name in names}
+    for rows in _unit_batches(model, x, batch_size):
+        for unit, z, _, _, h in rows:
+            parts[unit.name].append(value(unit, z, h))
+    return {name: np.concatenate(parts[name]) for name in names}
+
+
 def unit_projections(model, x, batch_size=256):
     """Every SVP unit's projected activations `z` at inference.
 
@@ -93,12 +103,7 @@ def unit_projections(model, x, batch_size=256):
         >>> {k: v.shape for k, v in unit_projections(model, np.ones((5, 4))).items()}
         {'a': (5, 3), 'b': (5, 3)}
     """
-    names = [unit.name for unit in _svp_units(model)]
-    parts = {name: [] for name in names}
-    for rows in _unit_batches(model, x, batch_size):
-        for unit, z, *_ in rows:
-            parts[unit.name].append(z)
-    return {name: np.concatenate(parts[name]) for name in names}
+    return _per_unit(model, x, batch_size, lambda unit, z, h: z)
 
 
 def unit_report(model, x, y, batch_size=256):
@@ -188,12 +193,9 @@ def unit_features(model, x, batch_size=256):
         >>> {k: v.shape for k, v in unit_features(model, np.ones((5, 4))).items()}
         {'a': (5, 8), 'b': (5, 6)}
     """
-    names = [unit.name for unit in _svp_units(model)]
-    parts = {name: [] for name in names}
-    for rows in _unit_batches(model, x, batch_size):
-        for unit, *_, h in rows:
-            parts[unit.name].append(_numpy(unit.projection.features(h)))
-    return {name: np.concatenate(parts[name]) for name in names}
+    return _per_unit(
+        model, x, batch_size, lambda unit, z, h: _numpy(unit.projection.features(h))
+    )
 
 
 def linear_probes(

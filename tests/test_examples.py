@@ -137,7 +137,7 @@ def test_results_table(tmp_path):
     assert table[2].startswith("| vgg.py --units stage --seed 1 | jax |")
     # Only the reports with probes go into the probes' table.
     assert example_utils.probes_table([tmp_path / "a.json"]) == ""
-    report.update(example="mlp.py", probe_accuracy={"a": 0.81234, "b": 0.9})
+    report.update(example="mlp.py", args={}, probe_accuracy={"a": 0.81234, "b": 0.9})
     (tmp_path / "b.json").write_text(json.dumps(report))
     table = example_utils.probes_table([tmp_path / "a.json", tmp_path / "b.json"])
     assert table.splitlines() == [
@@ -146,3 +146,8 @@ def test_results_table(tmp_path):
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
         "| mlp.py | jax | digits | svp | 2 | 0.9123 | 0.8123 | 0.9000 |",
     ]
+    # Options that change the model are named, as in the results table.
+    report.update(args={"seed": 1})
+    (tmp_path / "b.json").write_text(json.dumps(report))
+    table = example_utils.probes_table([tmp_path / "b.json"]).splitlines()
+    assert table[2].startswith("| mlp.py --seed 1 | jax |")
