@@ -14,6 +14,7 @@ import pytest
 from keras_svp.benchmarks import report
 from keras_svp.benchmarks.__main__ import main
 from keras_svp.benchmarks.__main__ import parse_args
+from keras_svp.benchmarks.__main__ import profile_text
 from keras_svp.benchmarks.__main__ import run_worker
 
 GPU_SCRIPT = (
@@ -231,3 +232,32 @@ def test_gpu_script_usage():
     result = subprocess.run(["bash", str(GPU_SCRIPT)], capture_output=True, text=True)
     assert result.returncode == 2
     assert "usage:" in result.stderr
+
+
+def test_activation_reaches_both_modes_units(monkeypatch):
+    from keras_svp.benchmarks import accuracy
+
+    calls = []
+    monkeypatch.setattr(
+        accuracy,
+        "accuracy_runs",
+        lambda architecture, **kwargs: calls.append(kwargs) or [],
+    )
+    from keras_svp.benchmarks.__main__ import _run_benchmarks
+
+    args = parse_args(
+        ["--only", "accuracy", "--architectures", "mlp", "--activation", "gelu"]
+    )
+    _run_benchmarks(args)
+    assert calls and calls[0]["activation"] == "gelu"
+    assert profile_text(args).endswith(", gelu units")
+    # Left out, the units keep their own default.
+    args = parse_args(["--only", "accuracy", "--architectures", "mlp"])
+    _run_benchmarks(args)
+    assert "activation" not in calls[1]
+
+
+def test_unknown_activation_is_refused_with_the_fix(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--activation", "nope"])
+    assert "unknown --activation 'nope'" in capsys.readouterr().err

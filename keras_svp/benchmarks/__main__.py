@@ -162,6 +162,11 @@ def parse_args(argv=None):
         "cosine, or stays constant",
     )
     parser.add_argument("--architectures", help="accuracy architectures: mlp,cnn")
+    parser.add_argument(
+        "--activation",
+        help="accuracy runs: the SVP units' activation (e.g. gelu), the same "
+        "in both modes (default: the units' own, relu)",
+    )
     parser.add_argument("--out", default="results/benchmarks", help="output dir")
     parser.add_argument(
         "--summarize",
@@ -186,6 +191,16 @@ def parse_args(argv=None):
     unknown = set(args.only) - set(ALL)
     if unknown:
         parser.error(f"unknown benchmarks {sorted(unknown)}; choose from {ALL}")
+    if args.activation is not None:
+        import keras
+
+        try:
+            keras.activations.get(args.activation)
+        except ValueError:
+            parser.error(
+                f"unknown --activation {args.activation!r}; give a Keras "
+                "activation name, e.g. relu or gelu"
+            )
     backends = args.backend.split(",")
     args.backends = list(report.BACKENDS) if backends == ["all"] else backends
     for backend in args.backends:
@@ -362,6 +377,7 @@ def _run_benchmarks(args):
                     epochs=args.epochs,
                     progress=progress,
                     **budget,
+                    **({"activation": args.activation} if args.activation else {}),
                 )
         rows += trained
         if "ablation" in args.only and backend in args.ablation_backends:
@@ -409,6 +425,7 @@ def profile_text(args):
         parts.append(
             f"accuracy: {args.architectures} on {args.dataset}, "
             f"{args.epochs} epochs ({args.schedule} learning rate), seeds {args.seeds}"
+            + (f", {args.activation} units" if args.activation else "")
         )
     if "ablation" in args.only:
         parts.append(
