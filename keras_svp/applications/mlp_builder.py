@@ -21,7 +21,7 @@ def mlp(
 ):
     """The paper's MLP: `depth` `SVPDense` units of `width`, then a linear head.
 
-    Each hidden layer is one SVP unit (dense -> layer normalization -> ReLU
+    Each hidden layer is one SVP unit (dense -> layer normalization -> GELU
     with its own fixed projection and local loss); the head,
     `Dense(num_classes)`, outputs logits and is trained by the compiled
     loss. The returned model is not compiled.

@@ -165,7 +165,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--activation",
         help="accuracy runs: the SVP units' activation (e.g. gelu), the same "
-        "in both modes (default: the units' own, relu)",
+        "in both modes (default: the units' own: gelu for SVPDense, relu for "
+        "SVPConv2D)",
     )
     parser.add_argument("--out", default="results/benchmarks", help="output dir")
     parser.add_argument(

@@ -1,7 +1,7 @@
 """A hand-written JAX SVP step for the MLP: the floor Keras' step is held to.
 
 The same computation as `SVPSequential([SVPDense(width)] * depth +
-[Dense(classes)])` in `mode="svp"` with Adam: Dense -> LayerNorm -> ReLU
+[Dense(classes)])` in `mode="svp"` with Adam: Dense -> LayerNorm -> GELU
 units, projection dropout, cross-entropy plus alignment per unit, one
 `value_and_grad` per unit, then one Adam update, jitted with the state
 donated, as Keras does. Written with `jax` and `jax.numpy` only.
@@ -73,8 +73,9 @@ def make_step(projections, dropout=0.1, alignment_weight=1.0, learning_rate=1e-3
     """The jitted SVP training step `(state, x, y, key) -> (state, loss)`."""
 
     def unit_loss(unit, x, y, projection, previous, key):
-        h = jax.nn.relu(
-            _layer_norm(x @ unit["kernel"] + unit["bias"], unit["gamma"], unit["beta"])
+        h = jax.nn.gelu(
+            _layer_norm(x @ unit["kernel"] + unit["bias"], unit["gamma"], unit["beta"]),
+            approximate=False,
         )
         keep = jax.random.bernoulli(key, 1 - dropout, projection.shape)
         z = h @ jnp.where(keep, projection / (1 - dropout), 0.0)

@@ -10,7 +10,11 @@ class SVPDense(SVPUnit):
 
     Args:
         units: width of the layer.
-        activation: activation after the normalization (default `"relu"`).
+        activation: activation after the normalization. The default,
+            `"gelu"` (exact, erf-based), was set by the accuracy benchmark:
+            on Fashion-MNIST the paper's 3 x 1024 MLP trained with SVP
+            reached 90.09% with GELU against 89.56% with ReLU (10 epochs,
+            3 seeds; `docs/benchmarks/cpu-mlp-accuracy-gelu`).
         normalization: `"layer"` (default), `"batch"` or `None`.
         use_bias: whether the dense layer has a bias.
         kernel_initializer: initializer of the kernel, as in
@@ -47,7 +51,7 @@ class SVPDense(SVPUnit):
     def __init__(
         self,
         units,
-        activation="relu",
+        activation="gelu",
         normalization="layer",
         use_bias=True,
         kernel_initializer="glorot_uniform",
