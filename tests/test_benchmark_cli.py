@@ -257,6 +257,54 @@ def test_activation_reaches_both_modes_units(monkeypatch):
     assert "activation" not in calls[1]
 
 
+def test_activation_reaches_memory_speed_and_rss_models(monkeypatch):
+    from keras_svp.benchmarks import memory
+    from keras_svp.benchmarks import models
+    from keras_svp.benchmarks import speed
+
+    built, rss = [], []
+    build_mlp = models.build_mlp
+
+    def spy_build(*args, **kwargs):
+        built.append(kwargs.get("activation"))
+        return build_mlp(*args, **kwargs)
+
+    monkeypatch.setattr(models, "build_mlp", spy_build)
+    monkeypatch.setattr(memory, "step_memory", lambda model, x, y: {"step_mib": 1.0})
+    monkeypatch.setattr(
+        memory, "peak_rss", lambda *a, **kw: rss.append(kw) or {"rss_step_mib": 1.0}
+    )
+    monkeypatch.setattr(
+        speed,
+        "step_times",
+        lambda pair, x, y, repeats: {mode: {"step_ms": 1.0} for mode in pair},
+    )
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    from keras_svp.benchmarks.__main__ import _run_benchmarks
+
+    flags = ["--only", "memory,speed", "--depths", "2", "--speed-depths", "2"]
+    flags += ["--rss-depths", "2", "--width", "8", "--batch-size", "4"]
+    args = parse_args(flags + ["--activation", "relu"])
+    _run_benchmarks(args)
+    # Memory and speed, each mode; and both fresh RSS processes.
+    assert built == ["relu"] * 4
+    assert [kw["activation"] for kw in rss] == ["relu", "relu"]
+    assert ", relu units" in profile_text(args)
+    built.clear()
+    rss.clear()
+    _run_benchmarks(parse_args(flags))
+    assert built == [None] * 4 and all("activation" not in kw for kw in rss)
+
+
+def test_rss_child_builds_the_units_with_the_activation_it_is_given():
+    from keras_svp.benchmarks import memory
+
+    result = memory.peak_rss(2, 8, 4, "svp", steps=1, activation="relu")
+    assert result["rss_step_mib"] >= 0
+    with pytest.raises(RuntimeError, match="activation"):
+        memory.peak_rss(2, 8, 4, "svp", steps=1, activation="no_such_activation")
+
+
 def test_unknown_activation_is_refused_with_the_fix(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--activation", "nope"])

@@ -164,9 +164,9 @@ def parse_args(argv=None):
     parser.add_argument("--architectures", help="accuracy architectures: mlp,cnn")
     parser.add_argument(
         "--activation",
-        help="accuracy runs: the SVP units' activation (e.g. gelu), the same "
-        "in both modes (default: the units' own: gelu for SVPDense, relu for "
-        "SVPConv2D)",
+        help="memory, speed and accuracy runs: the SVP units' activation "
+        "(e.g. relu), the same in both modes (default: the units' own: gelu "
+        "for SVPDense, relu for SVPConv2D)",
     )
     parser.add_argument("--out", default="results/benchmarks", help="output dir")
     parser.add_argument(
@@ -255,6 +255,8 @@ def _run_benchmarks(args):
     rows = []
     shape = {"width": args.width, "batch_size": args.batch_size}
     jit = True if args.tf_xla and backend == "tensorflow" else "auto"
+    # --activation reaches every MLP this run builds, in both modes.
+    units = {"activation": args.activation} if args.activation else {}
     x, y = models.synthetic_batch(args.batch_size, args.width)
 
     # The fresh processes of the RSS cross-check run in the background, two
@@ -275,11 +277,14 @@ def _run_benchmarks(args):
                         mode,
                         steps=args.rss_steps,
                         jit_compile=jit,
+                        **units,
                     )
         pool.shutdown(wait=False)
         for depth in args.depths:
             for mode in ("bp", "svp"):
-                model = models.build_mlp(depth, args.width, mode, jit_compile=jit)
+                model = models.build_mlp(
+                    depth, args.width, mode, jit_compile=jit, **units
+                )
                 result = memory.step_memory(model, x, y)
                 common = {"backend": backend, "depth": depth, "mode": mode, **shape}
                 rows.append({"benchmark": "memory", **common, **result})
@@ -322,7 +327,9 @@ def _run_benchmarks(args):
         for depth in args.speed_depths:
             # Both modes in turns, so that the machine's load falls on both.
             pair = {
-                mode: models.build_mlp(depth, args.width, mode, jit_compile=jit)
+                mode: models.build_mlp(
+                    depth, args.width, mode, jit_compile=jit, **units
+                )
                 for mode in ("bp", "svp")
             }
             results = speed.step_times(pair, x, y, repeats=args.speed_repeats)
@@ -346,8 +353,17 @@ def _run_benchmarks(args):
             if backend == "jax":
                 from keras_svp.benchmarks import reference_jax
 
+                activation = args.activation or "gelu"
+                if activation not in reference_jax.ACTIVATIONS:
+                    progress(f"no hand-written JAX step with {activation} units")
+                    continue
                 ms = reference_jax.reference_step_time(
-                    depth, args.width, x, y, repeats=args.speed_repeats
+                    depth,
+                    args.width,
+                    x,
+                    y,
+                    repeats=args.speed_repeats,
+                    activation=activation,
                 )
                 rows.append(
                     {
@@ -378,7 +394,7 @@ def _run_benchmarks(args):
                     epochs=args.epochs,
                     progress=progress,
                     **budget,
-                    **({"activation": args.activation} if args.activation else {}),
+                    **units,
                 )
         rows += trained
         if "ablation" in args.only and backend in args.ablation_backends:
@@ -413,6 +429,8 @@ def profile_text(args):
         text = f"MLP width {args.width}, batch {args.batch_size}, depths {args.depths}"
         if "speed" in args.only and args.speed_depths != args.depths:
             text += f" (step time at depths {args.speed_depths})"
+        if args.activation:
+            text += f", {args.activation} units"
         parts.append(text)
     if "architectures" in args.only:
         parts.append(

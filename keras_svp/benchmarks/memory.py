@@ -349,7 +349,16 @@ def xla_temp_bytes(path):
 JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
 
 
-def peak_rss(depth, width, batch_size, mode, steps=5, timeout=600, jit_compile="auto"):
+def peak_rss(
+    depth,
+    width,
+    batch_size,
+    mode,
+    steps=5,
+    timeout=600,
+    jit_compile="auto",
+    activation=None,
+):
     """Peak resident memory of a fresh process training `build_mlp` a few steps.
 
     Runs `python -m keras_svp.benchmarks.memory --rss ...` with the current
@@ -407,7 +416,7 @@ def peak_rss(depth, width, batch_size, mode, steps=5, timeout=600, jit_compile="
         f"--mode={mode}",
         f"--steps={max(1, int(steps))}",
         f"--jit-compile={str(jit_compile).lower()}",
-    ]
+    ] + ([f"--activation={activation}"] if activation else [])
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
     env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
     # The child measures host memory and may run beside other processes on
@@ -515,11 +524,14 @@ def device_peak_mib():
     return None if peak is None else peak / MIB
 
 
-def _rss_child(depth, width, batch_size, mode, steps, jit_compile="auto"):
+def _rss_child(
+    depth, width, batch_size, mode, steps, jit_compile="auto", activation=None
+):
     from keras_svp.benchmarks.models import build_mlp
     from keras_svp.benchmarks.models import synthetic_batch
 
-    model = build_mlp(depth, width, mode, jit_compile=jit_compile)
+    units = {"activation": activation} if activation else {}
+    model = build_mlp(depth, width, mode, jit_compile=jit_compile, **units)
     x, y = synthetic_batch(batch_size, width)
     model._symbolic_build(data_batch=(x, y))
     before = _current_rss_mib()
@@ -561,6 +573,7 @@ def main(argv=None):
     parser.add_argument("--mode", choices=("svp", "bp"), required=True)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--jit-compile", choices=JIT_COMPILE, default="auto")
+    parser.add_argument("--activation", help="the units' (default: their own)")
     args = parser.parse_args(argv)
     result = _rss_child(
         args.depth,
@@ -569,6 +582,7 @@ def main(argv=None):
         args.mode,
         max(1, args.steps),
         JIT_COMPILE[args.jit_compile],
+        args.activation,
     )
     print(json.dumps(result), flush=True)
 
