@@ -14,7 +14,7 @@ class SVPDense(SVPUnit):
             `"gelu"` (exact, erf-based), was set by the accuracy benchmark:
             on Fashion-MNIST the paper's 3 x 1024 MLP trained with SVP
             reached 90.09% with GELU against 89.56% with ReLU (10 epochs,
-            3 seeds; `docs/benchmarks/cpu-mlp-accuracy-gelu`).
+            3 seeds; `docs/benchmarks/cpu-mlp-accuracy` and `-relu`).
         normalization: `"layer"` (default), `"batch"` or `None`.
         use_bias: whether the dense layer has a bias.
         kernel_initializer: initializer of the kernel, as in
