@@ -353,17 +353,12 @@ def _run_benchmarks(args):
             if backend == "jax":
                 from keras_svp.benchmarks import reference_jax
 
-                activation = args.activation or "gelu"
-                if activation not in reference_jax.ACTIVATIONS:
-                    progress(f"no hand-written JAX step with {activation} units")
+                # Left out, the hand-written step keeps the units' default.
+                if units and args.activation not in reference_jax.ACTIVATIONS:
+                    progress(f"no hand-written JAX step with {args.activation} units")
                     continue
                 ms = reference_jax.reference_step_time(
-                    depth,
-                    args.width,
-                    x,
-                    y,
-                    repeats=args.speed_repeats,
-                    activation=activation,
+                    depth, args.width, x, y, repeats=args.speed_repeats, **units
                 )
                 rows.append(
                     {

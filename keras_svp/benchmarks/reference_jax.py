@@ -2,9 +2,10 @@
 
 The same computation as `SVPSequential([SVPDense(width)] * depth +
 [Dense(classes)])` in `mode="svp"` with Adam: Dense -> LayerNorm -> GELU
-units, projection dropout, cross-entropy plus alignment per unit, one
-`value_and_grad` per unit, then one Adam update, jitted with the state
-donated, as Keras does. Written with `jax` and `jax.numpy` only.
+units, projection dropout (none by default, as the units), cross-entropy
+plus alignment per unit, one `value_and_grad` per unit, then one Adam
+update, jitted with the state donated, as Keras does. Written with `jax`
+and `jax.numpy` only.
 """
 
 import statistics
@@ -142,10 +143,13 @@ def make_step(
     return jax.jit(step, donate_argnums=0)
 
 
-def reference_step_time(depth, width, x, y, warmup=3, repeats=10, activation="gelu"):
-    """Median milliseconds of the hand-written step on batch `(x, y)`."""
+def reference_step_time(depth, width, x, y, warmup=3, repeats=10, **step_options):
+    """Median milliseconds of the hand-written step on batch `(x, y)`.
+
+    `step_options` go to `make_step` (e.g. `activation="relu"`).
+    """
     state, projections = init(depth, width, x.shape[1])
-    step = make_step(projections, activation=activation)
+    step = make_step(projections, **step_options)
     x, y = jnp.asarray(x), jnp.asarray(y)
     key = jax.random.PRNGKey(0)
     for _ in range(warmup):
