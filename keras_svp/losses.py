@@ -32,11 +32,22 @@ def cosine_similarity_matrix(x):
         >>> np.round(keras.ops.convert_to_numpy(s).astype(float), 3).tolist()
         [[1.0, 0.707], [0.707, 1.0]]
     """
+    x = _unit_rows(x)
+    return ops.matmul(x, ops.transpose(x))
+
+
+def _unit_rows(x):
+    """The samples of a batch flattened and scaled to norm 1 (zero stays 0)."""
     x = ops.cast(ops.convert_to_tensor(x), "float32")
     x = ops.reshape(x, (ops.shape(x)[0], -1))
     squared_norm = ops.sum(ops.square(x), axis=-1, keepdims=True)
-    x = x * ops.rsqrt(ops.maximum(squared_norm, _EPSILON**2))
-    return ops.matmul(x, ops.transpose(x))
+    return x * ops.rsqrt(ops.maximum(squared_norm, _EPSILON**2))
+
+
+# Up to this many features per sample (on both sides) the alignment loss is
+# computed from feature-by-feature Gram matrices; above it, from the two
+# batch-by-batch similarity matrices (see `alignment_loss`).
+GRAM_MAX_FEATURES = 256
 
 
 @keras.saving.register_keras_serializable(package="keras_svp")
@@ -47,6 +58,12 @@ def alignment_loss(a, b):
     similarity matrix over the batch. The two widths may differ; the loss is
     invariant to rotation and scale of either argument. Batches of fewer than
     two samples carry no pairwise geometry, so the loss is 0 for them.
+
+    When neither sample has more than `GRAM_MAX_FEATURES` (256) features, as
+    with projections, the loss is computed from feature-by-feature products
+    and no batch-by-batch matrix is formed: its cost and memory grow with
+    the batch, not with its square. The value is the same up to float32
+    rounding.
 
     Args:
         a: tensor of shape `(batch, ...)`.
@@ -62,11 +79,37 @@ def alignment_loss(a, b):
         >>> float(alignment_loss(a, 3.0 * a)) < 1e-6
         True
     """
-    s_a = cosine_similarity_matrix(a)
-    s_b = cosine_similarity_matrix(b)
-    loss = ops.mean(ops.square(s_a - s_b))
-    batch_size = ops.shape(s_a)[0]
+    a, b = _unit_rows(a), _unit_rows(b)
+    batch_size = ops.shape(a)[0]
+    if _gram_form_fits(a, b):
+        # With S(a) = a a^T for the normalized rows, sum_ij (S(a) - S(b))_ij^2
+        # = |a^T a|^2 - 2 |a^T b|^2 + |b^T b|^2 (Frobenius norms): the same
+        # loss from d x d products, without a batch-by-batch matrix. For
+        # a projection (d = number of classes) and a batch of 1024 that is
+        # ~100x less arithmetic and memory. Rounding can take the sum a
+        # hair below zero when the two batches align; it is clamped.
+        squared_sum = (
+            _squared_norm(ops.matmul(ops.transpose(a), a))
+            - 2.0 * _squared_norm(ops.matmul(ops.transpose(a), b))
+            + _squared_norm(ops.matmul(ops.transpose(b), b))
+        )
+        pairs = ops.cast(ops.maximum(batch_size * batch_size, 1), "float32")
+        loss = ops.maximum(squared_sum, 0.0) / pairs
+    else:
+        s_a = ops.matmul(a, ops.transpose(a))
+        s_b = ops.matmul(b, ops.transpose(b))
+        loss = ops.mean(ops.square(s_a - s_b))
     return ops.where(batch_size < 2, ops.zeros_like(loss), loss)
+
+
+def _gram_form_fits(a, b):
+    """Whether both batches have at most `GRAM_MAX_FEATURES` features."""
+    widths = (a.shape[-1], b.shape[-1])
+    return all(w is not None and w <= GRAM_MAX_FEATURES for w in widths)
+
+
+def _squared_norm(m):
+    return ops.sum(ops.square(m))
 
 
 @keras.saving.register_keras_serializable(package="keras_svp")

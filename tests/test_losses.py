@@ -11,6 +11,7 @@ from keras import ops
 from keras_svp import alignment_loss
 from keras_svp import cosine_similarity_matrix
 from keras_svp import local_prediction_loss
+from keras_svp import losses
 
 # --------------------------------------------------------------------------
 # NumPy references (float64).
@@ -160,6 +161,83 @@ def test_alignment_matches_reference():
             atol=1e-6,
             err_msg=f"{shape_a} {shape_b}",
         )
+
+
+def backend_gradient(fn, x):
+    """The gradient of the scalar `fn(x)` with respect to the array `x`."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(fn)(x))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = fn(x)
+        return tape.gradient(value, x).numpy()
+    import torch
+
+    x = torch.tensor(x, requires_grad=True)
+    fn(x).backward()
+    return x.grad.numpy()
+
+
+def np_numeric_gradient(fn, x, eps=1e-6):
+    x = np.asarray(x, np.float64)
+    gradient = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = eps
+        gradient[index] = (fn(x + step) - fn(x - step)) / (2 * eps)
+    return gradient
+
+
+def test_alignment_forms_match_reference_values_and_gradients(monkeypatch):
+    # Widths up to GRAM_MAX_FEATURES take the feature-by-feature form; the
+    # batch-by-batch form is forced by setting the limit to 0. Both must
+    # give the reference's value and gradient, near alignment too (where
+    # the Gram form's terms cancel most).
+    rng = np.random.default_rng(40)
+    a = rng.normal(size=(16, 6))
+    for b in [rng.normal(size=(16, 4)), a + 0.05 * rng.normal(size=a.shape)]:
+        b = b.astype("float32")
+        a32 = a.astype("float32")
+        expected = np_alignment_loss(a32, b)
+        expected_gradient = np_numeric_gradient(
+            lambda x, b=b: np_alignment_loss(x, b), a32
+        )
+        for limit in [losses.GRAM_MAX_FEATURES, 0]:
+            monkeypatch.setattr(losses, "GRAM_MAX_FEATURES", limit)
+            loss = to_numpy(alignment_loss(a32, b))
+            np.testing.assert_allclose(loss, expected, rtol=1e-4, atol=1e-7)
+            gradient = backend_gradient(lambda x, b=b: alignment_loss(x, b), a32)
+            scale = np.abs(expected_gradient).max()
+            np.testing.assert_allclose(
+                gradient, expected_gradient, atol=1e-4 * scale, err_msg=str(limit)
+            )
+
+
+def test_alignment_of_a_large_batch_of_projections_matches_reference():
+    # A batch of 1024 projections of width 10: the feature-by-feature form,
+    # checked where the batch-by-batch one would hold 1024 x 1024 matrices.
+    rng = np.random.default_rng(41)
+    a = rng.normal(size=(1024, 10))
+    for b in [rng.normal(size=(1024, 10)), a + 0.01 * rng.normal(size=a.shape)]:
+        loss = to_numpy(alignment_loss(a.astype("float32"), b.astype("float32")))
+        expected = np_alignment_loss(a.astype("float32"), b.astype("float32"))
+        np.testing.assert_allclose(loss, expected, rtol=1e-3, atol=1e-7)
+
+
+def test_alignment_of_wide_features_matches_reference():
+    # Above GRAM_MAX_FEATURES the batch-by-batch form is used.
+    a = random_normal((6, losses.GRAM_MAX_FEATURES + 44), seed=42).astype("float32")
+    b = random_normal((6, 3, 5, 20), seed=43).astype("float32")
+    np.testing.assert_allclose(
+        to_numpy(alignment_loss(a, b)), np_alignment_loss(a, b), rtol=1e-5, atol=1e-7
+    )
 
 
 def test_alignment_of_identical_batches_is_zero():

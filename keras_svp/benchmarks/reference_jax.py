@@ -22,9 +22,18 @@ def _layer_norm(h, gamma, beta, epsilon=1e-3):
     return (h - mean) * jax.lax.rsqrt(var + epsilon) * gamma + beta
 
 
-def _cosine(a):
-    a = a * jax.lax.rsqrt(jnp.maximum(jnp.sum(a * a, -1, keepdims=True), 1e-24))
-    return a @ a.T
+def _unit_rows(a):
+    return a * jax.lax.rsqrt(jnp.maximum(jnp.sum(a * a, -1, keepdims=True), 1e-24))
+
+
+def _alignment(a, b):
+    # mean_ij (S(a) - S(b))_ij^2 from d x d products, as `losses.alignment_loss`
+    # computes it for projections.
+    a, b = _unit_rows(a), _unit_rows(b)
+    total = (
+        jnp.sum((a.T @ a) ** 2) - 2 * jnp.sum((a.T @ b) ** 2) + jnp.sum((b.T @ b) ** 2)
+    )
+    return jnp.maximum(total, 0.0) / a.shape[0] ** 2
 
 
 def _cross_entropy(logits, y):
@@ -101,8 +110,7 @@ def make_step(
         z = h @ jnp.where(keep, projection / (1 - dropout), 0.0)
         loss = _cross_entropy(z, y)
         if previous is not None:
-            diff = _cosine(z) - _cosine(previous)
-            loss = loss + alignment_weight * jnp.mean(diff * diff)
+            loss = loss + alignment_weight * _alignment(z, previous)
         return loss, (h, z)
 
     def head_loss(head, h, y):
