@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from numeric_gradient import numeric_grad
 
 import keras_svp
 
@@ -38,20 +39,6 @@ def local_loss(params, x, y, projection, previous_z, alpha):
     if previous_z is not None:
         loss += alpha * np.mean((cosine_matrix(z) - cosine_matrix(previous_z)) ** 2)
     return loss
-
-
-def numeric_grad(fn, params, eps=1e-6):
-    grads = []
-    for i, p in enumerate(params):
-        g = np.zeros_like(p)
-        for idx in np.ndindex(p.shape):
-            plus = [q.copy() for q in params]
-            minus = [q.copy() for q in params]
-            plus[i][idx] += eps
-            minus[i][idx] -= eps
-            g[idx] = (fn(plus) - fn(minus)) / (2 * eps)
-        grads.append(g)
-    return grads
 
 
 def unit_params(unit):
