@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from keras_svp.benchmarks import memory
 from keras_svp.benchmarks import report
+from keras_svp.benchmarks import speed
 
 ALL = ("memory", "architectures", "speed", "accuracy", "ablation")
 
@@ -28,7 +29,7 @@ PROFILES = {
         "depths": "2,4,8,16,32",
         "width": 2048,
         "batch_size": 1024,
-        "speed_repeats": 5,
+        "speed_repeats": 10,
         "rss_steps": 2,
         "rss_depths": None,  # every depth
         "speed_depths": None,  # every depth
@@ -86,7 +87,13 @@ PROFILES = {
 
 # Environment variables that change what is measured; the recorded command
 # names those that are set.
-ENV = ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS")
+ENV = (
+    "XLA_FLAGS",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "GLIBC_TUNABLES",
+    "OMP_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+)
 
 # The architectures benchmark's synthetic images (CIFAR-10's shape).
 IMAGE_SHAPE = (32, 32, 3)
@@ -112,6 +119,17 @@ def parse_args(argv=None):
         help="memory, architectures and speed: compile TensorFlow's train step "
         "with XLA (model.compile(jit_compile=True)), which Keras leaves off "
         "on a CPU; JAX always compiles with XLA, PyTorch is unaffected",
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=("retain", "system"),
+        default="retain",
+        help="the workers' C allocator: 'retain' (default) has glibc keep freed "
+        "memory for reuse, as GPU frameworks' caching allocators do, so that "
+        "step times do not depend on page faults (on a virtual machine that "
+        "hands free memory back to its host, faulting a BP step's buffers in "
+        "again can cost more than its arithmetic); 'system': glibc's defaults. "
+        "A GLIBC_TUNABLES of your own is left as it is",
     )
     parser.add_argument("--depths", help="comma-separated depths")
     parser.add_argument("--width", type=int)
@@ -446,6 +464,12 @@ def profile_text(args):
             f"ablation: SVP MLP on {args.dataset}, {args.ablation_epochs} epochs "
             f"({args.schedule} learning rate), seeds {args.ablation_seeds}"
         )
+    retain = args.allocator == "retain" and "GLIBC_TUNABLES" not in os.environ
+    if "speed" in args.only and retain:
+        parts.append(
+            "step time with glibc keeping freed memory for reuse (--allocator "
+            f"retain: GLIBC_TUNABLES={speed.RETAIN_FREED_MEMORY})"
+        )
     if args.tf_xla and {"memory", "architectures", "speed"} & set(args.only):
         parts.append("TensorFlow's train step XLA-compiled (--tf-xla)")
     return "; ".join(parts)
@@ -484,6 +508,8 @@ def main(argv=None):
     for backend in args.backends:
         progress(f"=== {backend}")
         env = dict(os.environ, KERAS_BACKEND=backend)
+        if args.allocator == "retain" and "GLIBC_TUNABLES" not in env:
+            env["GLIBC_TUNABLES"] = speed.RETAIN_FREED_MEMORY
         dump = None
         if args.tf_xla and backend == "tensorflow" and memory.xla_dump_dir() is None:
             # The memory benchmark reads XLA's buffer assignment from the dump.

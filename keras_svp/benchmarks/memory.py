@@ -82,6 +82,8 @@ import sys
 
 import keras
 
+from keras_svp.benchmarks import speed
+
 MIB = 2**20
 
 
@@ -418,6 +420,10 @@ def peak_rss(
         f"--jit-compile={str(jit_compile).lower()}",
     ] + ([f"--activation={activation}"] if activation else [])
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
+    # Freed memory goes back to the kernel at once, so that the RSS of the
+    # steps after the first shows what they hold, not what glibc caches.
+    if env.get("GLIBC_TUNABLES") == speed.RETAIN_FREED_MEMORY:
+        del env["GLIBC_TUNABLES"]
     env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
     # The child measures host memory and may run beside other processes on
     # the same accelerator: it must not claim the whole device up front, as

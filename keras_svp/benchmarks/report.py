@@ -170,7 +170,44 @@ def speed_table(rows):
             ref = index.get(("jax", depth, "reference"), {}).get("step_ms")
             svp = index.get(("jax", depth, "svp"), {}).get("step_ms")
             line += [_fmt(ref), _fmt(svp / ref if ref and svp else None, 2)]
-    return _table(header, lines)
+    traffic = memory_traffic_table(rows)
+    return _table(header, lines) + ("\n\n" + traffic if traffic else "")
+
+
+def memory_traffic_table(rows):
+    """What the timed steps took fresh from the operating system, per depth."""
+    index = _index(rows, "speed", "backend", "depth", "mode")
+    if not any(row.get("faulted_mib") is not None for row in index.values()):
+        return ""
+    backends = _backends([r for r in rows if r["benchmark"] == "speed"])
+    depths = sorted({key[1] for key in index})
+    reported = any(row.get("host_reclaimed_mib") is not None for row in index.values())
+    header = ["depth"]
+    for b in backends:
+        header += [f"{b} BP faulted", f"{b} SVP faulted"]
+        header += [f"{b} handed to host"] if reported else []
+    lines = []
+    for depth in depths:
+        line = [depth]
+        for b in backends:
+            bp = index.get((b, depth, "bp"), {})
+            line += [_fmt(bp.get("faulted_mib"), 0)]
+            line += [_fmt(index.get((b, depth, "svp"), {}).get("faulted_mib"), 0)]
+            line += [_fmt(bp.get("host_reclaimed_mib"), 0)] if reported else []
+        lines.append(line)
+    text = (
+        "Memory traffic of the timed steps (MiB): what one step faulted in "
+        "(minor page faults, median: memory its allocator took fresh from the "
+        "kernel rather than reused)"
+    )
+    if reported:
+        text += (
+            ", and what the kernel of this virtual machine handed back to its "
+            "host per round of steps (one BP and one SVP step; free page "
+            "reporting), which the next step must fault in from the host, "
+            "at a far higher cost"
+        )
+    return text + ".\n\n" + _table(header, lines)
 
 
 def _mean_std(values):

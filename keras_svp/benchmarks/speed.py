@@ -5,6 +5,51 @@ import time
 
 import keras
 
+# The Linux guest kernels of some virtual machines (this project's
+# Firecracker VMs among them) hand free memory back to the host ("free page
+# reporting"); memory touched again after that is faulted in from the host,
+# far more slowly than from the guest's own free pages. The kernel counts
+# what it has handed back here.
+REPORTED_KIB = "/sys/module/page_reporting/parameters/reported_kib"
+
+
+# glibc settings under which freed memory stays in the process for reuse,
+# as GPU frameworks' caching allocators keep theirs: one arena, no
+# mmap-backed blocks (XLA's CPU runtime allocates a step's temporary buffer,
+# 1.5 GiB for a depth-32 BP step, as one block and frees it after the step),
+# no trimming of the heap's top. Without them every step of a model takes
+# its large buffers fresh from the kernel, and a step's time then depends on
+# page faults, which on a virtual machine that hands free memory back to
+# its host can cost more than the step's arithmetic.
+RETAIN_FREED_MEMORY = (
+    "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:"
+    "glibc.malloc.trim_threshold=68719476736"
+)
+
+
+def _page_faults():
+    """Minor page faults of this process so far, or None where unknown."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _reported_kib():
+    """KiB the guest kernel has handed back to its host so far, or None."""
+    try:
+        with open(REPORTED_KIB) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _mib_of_pages(pages):
+    import resource
+
+    return pages * resource.getpagesize() / 2**20
+
 
 def step_times(models, x, y, warmup=3, repeats=10):
     """Times training steps of several models on one batch, interleaved.
@@ -15,6 +60,13 @@ def step_times(models, x, y, warmup=3, repeats=10):
     returns the logs as NumPy values, so the step has finished on the device
     when the clock stops.
 
+    Besides time, each step's memory traffic with the operating system is
+    counted, because it can cost more than the arithmetic: the memory the
+    process faulted in during the step (minor page faults: memory the
+    allocator took fresh from the kernel rather than reused), and, where
+    the kernel reports it, the memory it handed back to a virtual
+    machine's host meanwhile, which the next step faults in from the host.
+
     Args:
         models: a dict from a name to a compiled model.
         x, y: one batch.
@@ -23,23 +75,41 @@ def step_times(models, x, y, warmup=3, repeats=10):
 
     Returns:
         A dict from each name to a dict with `step_ms` (median),
-        `step_ms_min`, `repeats` and `backend`.
+        `step_ms_min`, `repeats`, `backend`, `faulted_mib` and
+        `host_reclaimed_mib`. `faulted_mib` is the median MiB faulted in
+        per step, page faults times the page size (a fault that maps a
+        huge page counts as one small page), None where the platform does
+        not count page faults. `host_reclaimed_mib` is the MiB the guest
+        kernel handed back to its host per round of timed steps (one step
+        of every model; a figure of the whole round, the same for every
+        model), None where the kernel does not report it.
     """
     for model in models.values():
         for _ in range(warmup):
             model.train_on_batch(x, y)
     times = {name: [] for name in models}
+    faults = {name: [] for name in models}
+    reported_before = _reported_kib()
     for _ in range(repeats):
         for name, model in models.items():
+            faults_before = _page_faults()
             start = time.perf_counter()
             model.train_on_batch(x, y)
             times[name].append(time.perf_counter() - start)
+            if faults_before is not None:
+                faults[name].append(_mib_of_pages(_page_faults() - faults_before))
+    reported_after = _reported_kib()
+    reclaimed = None
+    if reported_before is not None and reported_after is not None:
+        reclaimed = (reported_after - reported_before) / 1024 / repeats
     return {
         name: {
             "step_ms": 1e3 * statistics.median(t),
             "step_ms_min": 1e3 * min(t),
             "repeats": repeats,
             "backend": keras.backend.backend(),
+            "faulted_mib": statistics.median(faults[name]) if faults[name] else None,
+            "host_reclaimed_mib": reclaimed,
         }
         for name, t in times.items()
     }
