@@ -267,6 +267,8 @@ def _run_cells(r):
     script = r["example"]
     # Options that change the model, where not the script's default.
     args = r.get("args", {})
+    if args.get("config", "vgg11") != "vgg11":
+        script += f" --config {args['config']}"
     if args.get("units", "convolution") != "convolution":
         script += f" --units {args['units']}"
     if args.get("seed", 0) != 0:
@@ -294,20 +296,19 @@ def results_table(paths):
 
 def probes_table(paths):
     """A Markdown table of the linear probes of the reports that have them."""
-    rows = []
-    for r in _reports(paths):
-        if "probe_accuracy" not in r:
-            continue
-        if not rows:
-            units = len(r["probe_accuracy"])
-            rows = [
-                RUN_COLUMNS
-                + "".join(f" probe after unit {i + 1} |" for i in range(units)),
-                "| --- " * (6 + units) + "|",
-            ]
-        rows.append(
-            _run_cells(r) + "".join(f" {v:.4f} |" for v in r["probe_accuracy"].values())
-        )
+    probed = [r for r in _reports(paths) if "probe_accuracy" in r]
+    if not probed:
+        return ""
+    # Runs of models with fewer units leave the last columns empty.
+    units = max(len(r["probe_accuracy"]) for r in probed)
+    rows = [
+        RUN_COLUMNS + "".join(f" probe after unit {i + 1} |" for i in range(units)),
+        "| --- " * (6 + units) + "|",
+    ]
+    for r in probed:
+        cells = [f" {v:.4f} |" for v in r["probe_accuracy"].values()]
+        cells += [" |"] * (units - len(cells))
+        rows.append(_run_cells(r) + "".join(cells))
     return "\n".join(rows)
 
 

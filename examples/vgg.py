@@ -8,6 +8,7 @@ Usage:
     KERAS_BACKEND=jax python examples/vgg.py --dataset cifar10 --epochs 30
     python examples/vgg.py --dataset fashion_mnist --width-multiplier 0.25
     python examples/vgg.py --dataset fashion_mnist --units stage  # 5 units
+    python examples/vgg.py --dataset fashion_mnist --config small --probes
     python examples/vgg.py --quick   # a few seconds: a smoke test
 
 Prints test accuracy, training time and the process's peak resident memory.
@@ -19,8 +20,13 @@ from example_utils import run
 
 def build_model(args, input_shape, num_classes):
     from keras_svp import applications
+    from keras_svp.benchmarks.models import SMALL_CNN
 
-    return applications.vgg11(
+    # "small" is the benchmarks' 3-unit CNN (keras_svp.benchmarks.models).
+    config = SMALL_CNN if args.config == "small" else applications.VGG11
+    return applications.vgg(
+        config,
+        name="cnn" if args.config == "small" else "vgg11",
         num_classes=num_classes,
         input_shape=tuple(input_shape),
         width_multiplier=0.0625 if args.quick else args.width_multiplier,
@@ -32,6 +38,13 @@ def build_model(args, input_shape, num_classes):
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0], "cifar10", 30, 1e-3)
+    p.add_argument(
+        "--config",
+        choices=("vgg11", "small"),
+        default="vgg11",
+        help="VGG-11 (8 convolutions), or the benchmarks' small CNN "
+        "(convolutions of 32, 64 and 128 filters, each followed by pooling)",
+    )
     p.add_argument(
         "--width-multiplier",
         type=float,

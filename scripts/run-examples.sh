@@ -17,6 +17,9 @@ for mode in svp bp; do
       --width-multiplier 0.25 --mode "$mode" \
       --json "$out/vgg$epochs-fashion_mnist-$mode-$backend.json"
   done
+  # The accuracy benchmark's small CNN (3 units), with linear probes.
+  "$py" vgg.py --dataset fashion_mnist --epochs 5 --config small --probes \
+    --mode "$mode" --json "$out/cnn5-fashion_mnist-$mode-$backend.json"
   for epochs in 8 12; do  # one SVP unit per stage, two seeds
     for seed in 0 1; do
       tag=""

@@ -1,5 +1,6 @@
 """The example scripts run end to end with --quick on the suite's backend."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_svp import SVPConv2D
 from keras_svp import datasets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,6 +88,32 @@ def test_examples_quick(module, argv, dataset, mode, epochs, capsys):
         assert report["test_accuracy"] > 0.4
 
 
+@pytest.mark.parametrize(
+    "config, filters, name",
+    [
+        ("small", [32, 64, 128], "cnn"),
+        ("vgg11", [8, 16, 32, 32, 64, 64, 64, 64], "vgg11"),
+    ],
+)
+def test_vgg_example_builds_the_config_it_is_given(config, filters, name):
+    # "small" is the accuracy benchmark's CNN, so the example's --probes can
+    # diagnose the benchmark's model.
+    args = argparse.Namespace(
+        config=config,
+        quick=False,
+        width_multiplier=0.125,
+        mode="svp",
+        seed=0,
+        units="convolution",
+    )
+    if config == "small":
+        args.width_multiplier = 1.0
+    model = vgg.build_model(args, (28, 28, 1), 10)
+    assert model.name == name
+    units = [layer for layer in model.layers if isinstance(layer, SVPConv2D)]
+    assert [unit.filters for unit in units] == filters
+
+
 def test_command_line_values_win_over_the_quick_settings():
     report = vit_svp_plus.main(["--quick", "--dataset", "digits", "--epochs", "1"])
     assert report["epochs"] == 1
@@ -151,3 +179,10 @@ def test_results_table(tmp_path):
     (tmp_path / "b.json").write_text(json.dumps(report))
     table = example_utils.probes_table([tmp_path / "b.json"]).splitlines()
     assert table[2].startswith("| mlp.py --seed 1 | jax |")
+    # A model with fewer units leaves the last probe columns empty.
+    report.update(example="vgg.py", args={"config": "small"}, probe_accuracy={"c": 0.5})
+    (tmp_path / "c.json").write_text(json.dumps(report))
+    table = example_utils.probes_table([tmp_path / "b.json", tmp_path / "c.json"])
+    assert table.splitlines()[3] == (
+        "| vgg.py --config small | jax | digits | svp | 2 | 0.9123 | 0.5000 | |"
+    )
