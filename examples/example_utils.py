@@ -269,6 +269,8 @@ def _run_cells(r):
     args = r.get("args", {})
     if args.get("config", "vgg11") != "vgg11":
         script += f" --config {args['config']}"
+    if args.get("width_multiplier", 1.0) != 1.0:
+        script += f" --width-multiplier {args['width_multiplier']:g}"
     if args.get("units", "convolution") != "convolution":
         script += f" --units {args['units']}"
     if args.get("seed", 0) != 0:

@@ -17,9 +17,18 @@ for mode in svp bp; do
       --width-multiplier 0.25 --mode "$mode" \
       --json "$out/vgg$epochs-fashion_mnist-$mode-$backend.json"
   done
-  # The accuracy benchmark's small CNN (3 units), with linear probes.
-  "$py" vgg.py --dataset fashion_mnist --epochs 5 --config small --probes \
-    --mode "$mode" --json "$out/cnn5-fashion_mnist-$mode-$backend.json"
+  # The accuracy benchmark's small CNN (3 units), at its width and twice
+  # it, two seeds, with linear probes.
+  for width in 1 2; do
+    for seed in 0 1; do
+      tag=""
+      if [ "$width" != 1 ]; then tag="-w$width"; fi
+      if [ "$seed" != 0 ]; then tag="$tag-seed$seed"; fi
+      "$py" vgg.py --dataset fashion_mnist --epochs 5 --config small \
+        --width-multiplier "$width" --seed "$seed" --probes --mode "$mode" \
+        --json "$out/cnn5$tag-fashion_mnist-$mode-$backend.json"
+    done
+  done
   for epochs in 8 12; do  # one SVP unit per stage, two seeds
     for seed in 0 1; do
       tag=""

@@ -159,10 +159,15 @@ def test_results_table(tmp_path):
     assert table[2] == (
         "| mlp.py | jax | digits | svp | 2 | 0.9123 | 3.0 | - | 1000 | x86_64 2 CPUs |"
     )
-    report.update(example="vgg.py", args={"units": "stage", "seed": 1})
+    report.update(
+        example="vgg.py",
+        args={"units": "stage", "seed": 1, "width_multiplier": 0.25},
+    )
     (tmp_path / "a.json").write_text(json.dumps(report))
     table = example_utils.results_table([tmp_path / "a.json"]).splitlines()
-    assert table[2].startswith("| vgg.py --units stage --seed 1 | jax |")
+    assert table[2].startswith(
+        "| vgg.py --width-multiplier 0.25 --units stage --seed 1 | jax |"
+    )
     # Only the reports with probes go into the probes' table.
     assert example_utils.probes_table([tmp_path / "a.json"]) == ""
     report.update(example="mlp.py", args={}, probe_accuracy={"a": 0.81234, "b": 0.9})
