@@ -1,6 +1,7 @@
 """The example scripts run end to end with --quick on the suite's backend."""
 
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -191,3 +192,17 @@ def test_results_table(tmp_path):
     assert table.splitlines()[3] == (
         "| vgg.py --config small | jax | digits | svp | 2 | 0.9123 | 0.5000 | |"
     )
+
+
+def test_documented_runs_match_their_json():
+    # Every row the committed reports give is in docs/examples.md, as
+    # `python examples/example_utils.py docs/examples/*.json` prints it.
+    paths = sorted(glob.glob(os.path.join(ROOT, "docs", "examples", "*.json")))
+    assert paths
+    with open(os.path.join(ROOT, "docs", "examples.md")) as f:
+        page = f.read()
+    tables = (
+        example_utils.results_table(paths) + "\n" + example_utils.probes_table(paths)
+    )
+    missing = [row for row in tables.splitlines() if row not in page]
+    assert not missing, "docs/examples.md lacks these rows:\n" + "\n".join(missing)
