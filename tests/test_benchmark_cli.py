@@ -309,3 +309,58 @@ def test_unknown_activation_is_refused_with_the_fix(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--activation", "nope"])
     assert "unknown --activation 'nope'" in capsys.readouterr().err
+
+
+def test_learning_rates_train_every_mode_at_each_rate(monkeypatch):
+    from keras_svp.benchmarks import accuracy
+    from keras_svp.benchmarks.__main__ import _run_benchmarks
+
+    calls = []
+    monkeypatch.setattr(
+        accuracy,
+        "accuracy_runs",
+        lambda architecture, **kwargs: calls.append((architecture, kwargs)) or [],
+    )
+    flags = ["--only", "accuracy", "--architectures", "mlp,cnn"]
+    args = parse_args(flags + ["--learning-rates", "0.001,4e-3"])
+    _run_benchmarks(args)
+    assert [(a, kw["learning_rate"]) for a, kw in calls] == [
+        ("mlp", 0.001),
+        ("mlp", 0.004),
+        ("cnn", 0.001),
+        ("cnn", 0.004),
+    ]
+    assert "(cosine learning rate from Adam 0.001, 0.004)" in profile_text(args)
+    # The default rate is Adam's 1e-3, and reports name no rate for it.
+    calls.clear()
+    args = parse_args(flags)
+    _run_benchmarks(args)
+    assert [kw["learning_rate"] for _, kw in calls] == [0.001, 0.001]
+    assert "(cosine learning rate)" in profile_text(args)
+
+
+@pytest.mark.parametrize("value", ["0.001,fast", "0.001,0", "-1e-3"])
+def test_bad_learning_rates_are_refused_with_the_fix(value, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--learning-rates", value])
+    assert "--learning-rates" in capsys.readouterr().err
+
+
+def test_accuracy_table_names_the_rate_only_when_runs_differ_in_it():
+    def row(mode, rate, value):
+        return {
+            "benchmark": "accuracy",
+            "backend": "jax",
+            "architecture": "cnn",
+            "mode": mode,
+            "learning_rate": rate,
+            "test_accuracy": value,
+        }
+
+    rows = [row("svp", 1e-3, 0.89), row("bp", 1e-3, 0.92)]
+    assert "| cnn svp | 89.00 ± 0.00 (1) |" in report.accuracy_table(rows)
+    rows += [row("svp", 8e-3, 0.91), row("svp", 8e-3, 0.90)]
+    table = report.accuracy_table(rows)
+    assert "| cnn svp, Adam 0.001 | 89.00 ± 0.00 (1) |" in table
+    assert "| cnn bp, Adam 0.001 | 92.00 ± 0.00 (1) |" in table
+    assert "| cnn svp, Adam 0.008 | 90.50 ± 0.71 (2) |" in table

@@ -218,6 +218,8 @@ def _mean_std(values):
 
 def accuracy_table(rows, benchmark="accuracy", key="architecture"):
     groups = defaultdict(list)
+    # Runs at several learning rates are told apart by it in the label.
+    rates = {row.get("learning_rate") for row in rows if row["benchmark"] == benchmark}
     for row in rows:
         if row["benchmark"] == benchmark:
             label = (
@@ -225,6 +227,8 @@ def accuracy_table(rows, benchmark="accuracy", key="architecture"):
                 if key != "architecture"
                 else f"{row['architecture']} {row['mode']}"
             )
+            if len(rates) > 1:
+                label += f", Adam {row['learning_rate']:g}"
             groups[(label, row["backend"])].append(row["test_accuracy"])
     if not groups:
         return ""
