@@ -97,6 +97,8 @@ ENV = (
 
 # The architectures benchmark's synthetic images (CIFAR-10's shape).
 IMAGE_SHAPE = (32, 32, 3)
+# Adam's rate when --learning-rates is not given (the earlier reports' rate).
+DEFAULT_LEARNING_RATE = 1e-3
 
 
 def parse_args(argv=None):
@@ -182,7 +184,7 @@ def parse_args(argv=None):
     parser.add_argument("--architectures", help="accuracy architectures: mlp,cnn")
     parser.add_argument(
         "--learning-rates",
-        default="0.001",
+        default=f"{DEFAULT_LEARNING_RATE:g}",
         help="accuracy runs: Adam's learning rates (the schedule's peak), "
         "comma-separated; every mode and seed is trained at each",
     )
@@ -260,8 +262,8 @@ def _int_list(value):
 
 
 def _rates_text(rates):
-    if rates == [1e-3]:
-        return ""  # the default, as in earlier reports
+    if rates == [DEFAULT_LEARNING_RATE]:
+        return ""  # reports name no rate for the default
     return " from Adam " + ", ".join(f"{rate:g}" for rate in rates)
 
 
