@@ -205,6 +205,65 @@ def test_vgg_options_and_errors():
         applications.vgg11(input_shape=(32, 32))
 
 
+def test_vgg_head_convolutions():
+    model = applications.vgg(
+        (4, "M", 8, "M", 16, "M"), input_shape=(8, 8, 1), head_convolutions=1
+    )
+    assert [(u.filters, u.pool_size) for u in _units(model)] == [(4, 2), (8, 2)]
+    head = model.layers[-1]
+    assert isinstance(head, keras.Sequential) and head.name == "head"
+    assert [type(layer).__name__ for layer in head.layers] == [
+        "Conv2D",
+        "BatchNormalization",
+        "Activation",
+        "MaxPooling2D",
+        "Flatten",
+        "Dense",
+    ]
+    # The head's layers are trained by the compiled loss, nothing else.
+    assert len(model.head_weights) == len(head.trainable_weights) == 6
+    assert model.num_classes == 10
+    # In BP it is the same network as one unit per convolution.
+    per_conv = applications.vgg((4, "M", 8, "M", 16, "M"), input_shape=(8, 8, 1))
+    for m in (model, per_conv):
+        assert tuple(m.compute_output_shape((2, 8, 8, 1))) == (2, 10)
+    assert sorted(tuple(w.shape) for w in model.trainable_weights) == sorted(
+        tuple(w.shape) for w in per_conv.trainable_weights
+    )
+    with pytest.raises(ValueError, match="leaves no SVP unit"):
+        applications.vgg((4, "M", 8), input_shape=(8, 8, 1), head_convolutions=2)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        applications.vgg(
+            (4, 8), input_shape=(8, 8, 1), head_convolutions=1, classifier_units=(8,)
+        )
+    with pytest.raises(ValueError, match="head_convolutions must be"):
+        applications.vgg((4, 8), input_shape=(8, 8, 1), head_convolutions=-1)
+
+
+def test_vgg_convolution_head_trains_and_saves(tmp_path):
+    """The head's convolution learns from the compiled loss, its BatchNorm
+    statistics move, and the model saves and loads."""
+    model = applications.vgg(
+        (4, "M", 8), input_shape=(8, 8, 1), head_convolutions=1, seed=0
+    )
+    model.compile(keras.optimizers.Adam(1e-2), CE)
+    head = model.layers[-1]
+    kernel, norm = head.layers[0].kernel, head.layers[1]
+    before = to_numpy(kernel).copy()
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, 32)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert not np.allclose(to_numpy(kernel), before)
+    assert np.abs(to_numpy(norm.moving_mean)).max() > 0
+    path = str(tmp_path / "vgg.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5
+    )
+
+
 def test_benchmark_cnn_is_the_small_vgg():
     model = benchmark_models.build_cnn("svp")
     units = _units(model)
@@ -273,11 +332,16 @@ def test_vit_learns_digits(digits, mode):
     "config, units",
     [((16, "M", 32, "M"), "convolution"), ((16, 16, "M", 32, "M"), "stage")],
 )
-def test_vgg_learns_digits(digits, config, units):
+@pytest.mark.parametrize("head_convolutions", [0, 1])
+def test_vgg_learns_digits(digits, config, units, head_convolutions):
     # Layer normalization: under SVP, BatchNorm's moving statistics need
     # some 250 steps of batch 16 to settle (the units keep moving), more
     # than this test affords.
     model = applications.vgg(
-        config, input_shape=(8, 8, 1), normalization="layer", units=units
+        config,
+        input_shape=(8, 8, 1),
+        normalization="layer",
+        units=units,
+        head_convolutions=head_convolutions,
     )
     assert _fit_and_score(model, digits, epochs=4, batch_size=32) >= 0.8

@@ -30,7 +30,7 @@ def check_row(row):
     assert row["train_seconds"] > 0
 
 
-@pytest.mark.parametrize("architecture", ["mlp", "cnn"])
+@pytest.mark.parametrize("architecture", ["mlp", "cnn", "cnn-conv-head"])
 def test_accuracy_runs_rows(architecture):
     rows = accuracy.accuracy_runs(
         architecture, seeds=(0,), projection_dropout=0.0, **TINY

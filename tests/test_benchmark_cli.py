@@ -311,6 +311,16 @@ def test_unknown_activation_is_refused_with_the_fix(capsys):
     assert "unknown --activation 'nope'" in capsys.readouterr().err
 
 
+def test_unknown_architecture_is_refused_before_any_run(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "accuracy", "--architectures", "mlp,cnn2"])
+    err = capsys.readouterr().err
+    assert "unknown --architectures ['cnn2']" in err and "cnn-conv-head" in err
+    args = parse_args(["--only", "accuracy", "--architectures", "cnn,cnn-conv-head"])
+    assert args.architectures == ["cnn", "cnn-conv-head"]
+    assert "accuracy: cnn,cnn-conv-head on" in profile_text(args)
+
+
 def test_learning_rates_train_every_mode_at_each_rate(monkeypatch):
     from keras_svp.benchmarks import accuracy
     from keras_svp.benchmarks.__main__ import _run_benchmarks

@@ -61,6 +61,7 @@ def vgg(
     seed=None,
     name="vgg",
     units="convolution",
+    head_convolutions=0,
     **unit_options,
 ):
     """A VGG-style CNN: 3x3 `SVPConv2D` units (BatchNorm, ReLU, max pooling).
@@ -76,6 +77,16 @@ def vgg(
     lets VGG-11's five poolings serve 28x28 inputs (28 -> 14 -> 7 -> 3 -> 1).
     After the last convolution: `Flatten`, optional `SVPDense` units, and a
     `Dense(num_classes)` head.
+
+    With `head_convolutions=k` the last `k` convolutions are not SVP units
+    but part of the output head: one `keras.Sequential` named `"head"` of
+    plain Conv2D -> normalization -> activation [-> max pooling] layers
+    (with the units' body options), `Flatten` and the `Dense(num_classes)`
+    classifier, trained together by the compiled loss on the last unit's
+    detached activations. Such a head reads the last unit better than one
+    `Dense` layer does and trains the last convolutions for the model's
+    output instead of a fixed random projection. It costs little memory:
+    a CNN's last maps are small, and its first unit holds the most.
 
     Args:
         config: sequence of filter counts (ints) and `"M"`s, e.g. `VGG11`.
@@ -94,6 +105,10 @@ def vgg(
         name: model name.
         units: `"convolution"` (one unit per convolution) or `"stage"`
             (one unit per stage of convolutions between poolings).
+        head_convolutions: how many of the last convolutions belong to the
+            output head instead of SVP units (default 0). At least one
+            convolution must stay an SVP unit, and `classifier_units` must
+            be empty.
         **unit_options: passed to every SVP unit, e.g.
             `projection_pool_size=2` to shrink the projections of wide maps.
 
@@ -115,6 +130,16 @@ def vgg(
     check_positive_int("num_classes", num_classes)
     if units not in UNITS:
         raise ValueError(f"units must be one of {UNITS}, got {units!r}.")
+    if not isinstance(head_convolutions, int) or head_convolutions < 0:
+        raise ValueError(
+            f"head_convolutions must be an integer >= 0, got {head_convolutions!r}."
+        )
+    if head_convolutions and classifier_units:
+        raise ValueError(
+            "head_convolutions and classifier_units cannot be combined: the "
+            "SVPDense units would come after the head's convolutions. Use one "
+            "of them."
+        )
     # Unknown size: every pooling is kept.
     known = input_shape is not None and None not in tuple(input_shape[:2])
     size = min(input_shape[:2]) if known else None
@@ -129,16 +154,31 @@ def vgg(
             continue
         check_positive_int("a filter count in config", item)
         plan.append([max(1, int(math.ceil(item * width_multiplier))), None])
+    if head_convolutions >= len(plan):
+        raise ValueError(
+            f"head_convolutions={head_convolutions} leaves no SVP unit: the "
+            f"network has {len(plan)} convolutions. Use at most {len(plan) - 1}."
+        )
+    unit_plan = plan[: len(plan) - head_convolutions]
     layers = []
-    for index, (filters, pool_size) in enumerate(plan):
-        ends_stage = pool_size is not None or index == len(plan) - 1
+    for index, (filters, pool_size) in enumerate(unit_plan):
+        ends_stage = pool_size is not None or index == len(unit_plan) - 1
         if units == "stage" and not ends_stage:
             layers += _plain_convolution(filters, unit_options)
         else:
             layers.append(SVPConv2D(filters, 3, pool_size=pool_size, **unit_options))
-    layers.append(keras.layers.Flatten())
-    layers += [SVPDense(units, **unit_options) for units in classifier_units]
-    layers.append(keras.layers.Dense(num_classes, name="head"))
+    if head_convolutions:
+        head = []
+        for filters, pool_size in plan[len(unit_plan) :]:
+            head += _plain_convolution(filters, unit_options)
+            if pool_size is not None:
+                head.append(keras.layers.MaxPooling2D(pool_size))
+        head += [keras.layers.Flatten(), keras.layers.Dense(num_classes)]
+        layers.append(keras.Sequential(head, name="head"))
+    else:
+        layers.append(keras.layers.Flatten())
+        layers += [SVPDense(units, **unit_options) for units in classifier_units]
+        layers.append(keras.layers.Dense(num_classes, name="head"))
     return svp_sequential(layers, mode, input_shape, input_alignment, seed, name)
 
 

@@ -181,7 +181,10 @@ def parse_args(argv=None):
         help="accuracy and ablation runs: Adam's rate decays to 0 along a "
         "cosine, or stays constant",
     )
-    parser.add_argument("--architectures", help="accuracy architectures: mlp,cnn")
+    parser.add_argument(
+        "--architectures",
+        help="accuracy architectures: mlp,cnn,cnn-conv-head",
+    )
     parser.add_argument(
         "--learning-rates",
         default=f"{DEFAULT_LEARNING_RATE:g}",
@@ -227,6 +230,14 @@ def parse_args(argv=None):
     unknown = set(args.only) - set(ALL)
     if unknown:
         parser.error(f"unknown benchmarks {sorted(unknown)}; choose from {ALL}")
+    from keras_svp.benchmarks.accuracy import ARCHITECTURES
+
+    args.architectures = [name for name in args.architectures.split(",") if name]
+    unknown = [name for name in args.architectures if name not in ARCHITECTURES]
+    if unknown:
+        parser.error(
+            f"unknown --architectures {unknown}; choose from {list(ARCHITECTURES)}"
+        )
     if args.activation is not None:
         import keras
 
@@ -423,7 +434,7 @@ def _run_benchmarks(args):
         }
         trained = []
         if "accuracy" in args.only:
-            for architecture in args.architectures.split(","):
+            for architecture in args.architectures:
                 for learning_rate in args.learning_rates:
                     trained += accuracy.accuracy_runs(
                         architecture,
@@ -480,7 +491,7 @@ def profile_text(args):
         )
     if "accuracy" in args.only:
         parts.append(
-            f"accuracy: {args.architectures} on {args.dataset}, "
+            f"accuracy: {','.join(args.architectures)} on {args.dataset}, "
             f"{args.epochs} epochs ({args.schedule} learning rate"
             f"{_rates_text(args.learning_rates)}), seeds {args.seeds}"
             + (f", {args.activation} units" if args.activation else "")

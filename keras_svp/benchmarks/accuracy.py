@@ -1,8 +1,10 @@
 """Test accuracy of SVP against backprop, and the ablation of SVP's options.
 
 - `accuracy_runs`: one architecture (`"mlp"`: 3 x 1024 `SVPDense`, the
-  paper's MLP; `"cnn"`: `models.build_cnn`) trained in each mode with each
-  seed, same epochs, optimizer and data for all.
+  paper's MLP; `"cnn"`: `models.build_cnn`, three `SVPConv2D` units;
+  `"cnn-conv-head"`: the same network with its last convolution in the
+  output head) trained in each mode with each seed, same epochs, optimizer
+  and data for all.
 - `ablation_runs`: the SVP MLP with one open choice of the method changed
   at a time (alignment, projection dropout, projection scale, projection
   size, input alignment), to settle the package's defaults.
@@ -27,7 +29,7 @@ import keras_svp
 from keras_svp import datasets
 from keras_svp.benchmarks import models
 
-ARCHITECTURES = ("mlp", "cnn")
+ARCHITECTURES = ("mlp", "cnn", "cnn-conv-head")
 MODES = ("svp", "bp")
 SCHEDULES = ("cosine", "constant")
 
@@ -148,7 +150,7 @@ def build_model(
     `models.build_cnn`.
 
     Args:
-        architecture: `"mlp"` or `"cnn"`.
+        architecture: one of `ARCHITECTURES`.
         mode: `"svp"` or `"bp"`.
         num_classes: number of classes.
         seed: seed of the weights, projections and dropout masks.
@@ -170,6 +172,8 @@ def build_model(
         model = models.build_mlp(MLP_DEPTH, MLP_WIDTH, mode, flatten=True, **options)
     elif architecture == "cnn":
         model = models.build_cnn(mode, **options)
+    elif architecture == "cnn-conv-head":
+        model = models.build_cnn(mode, head_convolutions=1, **options)
     else:
         raise ValueError(
             f"architecture must be one of {ARCHITECTURES}, got {architecture!r}."
@@ -347,7 +351,8 @@ def accuracy_runs(
 
     Args:
         architecture: `"mlp"` (3 x 1024 `SVPDense` after a `Flatten`, the
-            paper's MLP) or `"cnn"` (`models.build_cnn`).
+            paper's MLP), `"cnn"` (`models.build_cnn`) or `"cnn-conv-head"`
+            (`models.build_cnn(head_convolutions=1)`).
         modes: modes to train, from `"svp"` and `"bp"`.
         seeds: seeds, one run per mode and seed.
         epochs: training epochs.

@@ -94,11 +94,14 @@ def build_cnn(
     seed=0,
     input_alignment=False,
     learning_rate=1e-3,
+    head_convolutions=0,
     **unit_options,
 ):
     """A small VGG-style CNN (`SMALL_CNN`), compiled and unbuilt.
 
-    Its three poolings fit images of 8x8 pixels or more.
+    Its three poolings fit images of 8x8 pixels or more. With
+    `head_convolutions=1` its last convolution belongs to the output head
+    (two `SVPConv2D` units; see `applications.vgg`).
     """
     return build_application(
         "vgg",
@@ -109,7 +112,8 @@ def build_cnn(
         num_classes=num_classes,
         input_shape=None,
         input_alignment=input_alignment,
-        name="cnn",
+        head_convolutions=head_convolutions,
+        name="cnn_conv_head" if head_convolutions else "cnn",
         **unit_options,
     )
 

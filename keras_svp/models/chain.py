@@ -27,7 +27,10 @@ def split_units(layers):
     Each segment ends in an `SVPUnit` and holds the plain layers before it
     (their weights, if any, are trained by that unit's loss). The layers
     after the last unit form the head: weightless layers and exactly one
-    trainable layer, the output head, trained by the compiled loss.
+    trainable layer, the output head, trained by the compiled loss. That
+    layer may be a `keras.Sequential` of several layers (a deeper head);
+    requiring it to be one layer keeps a hidden layer that was meant to be
+    an SVP unit from being trained by the head's loss unnoticed.
 
     Call on built layers: whether a layer has weights is known only then.
     """
@@ -56,7 +59,9 @@ def split_units(layers):
             "Only one trainable layer, the output head, may follow the last "
             f"SVP unit '{segments[-1].svp.name}', but "
             f"{[layer.name for layer in trainable]} do. Make the extra layers "
-            "SVP units (SVPDense, or SVPBlock to wrap them), or put them "
-            "before an SVP unit so that its local loss trains them."
+            "SVP units (SVPDense, or SVPBlock to wrap them), put them "
+            "before an SVP unit so that its local loss trains them, or wrap "
+            "the head's layers in one keras.Sequential to train them "
+            "together as the output head."
         )
     return segments, pending, trainable[0]

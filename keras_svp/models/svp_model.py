@@ -17,6 +17,18 @@ MODES = ("svp", "bp")
 _SEED_STATE_PREFIX = "seed_generator_state_"
 
 
+def _output_units(layer):
+    """The width of a `Dense`-like head, also inside a nested `Sequential`."""
+    units = getattr(layer, "units", None)
+    if isinstance(units, int):
+        return units
+    for inner in reversed(getattr(layer, "layers", None) or []):
+        units = _output_units(inner)
+        if units is not None:
+            return units
+    return None
+
+
 def _extra_losses(layers):
     """The layers' own losses (regularizers), in float32."""
     total = ops.zeros((), "float32")
@@ -133,8 +145,8 @@ class SVPModel(SVPTrainer):
         for layer in reversed(self.layer_chain()):
             if isinstance(layer, SVPUnit):
                 break
-            units = getattr(layer, "units", None)
-            if isinstance(units, int):
+            units = _output_units(layer)
+            if units is not None:
                 return units
         raise ValueError(
             "Could not infer the number of classes from the output head. "
