@@ -9,6 +9,7 @@ Usage:
     python examples/vgg.py --dataset fashion_mnist --width-multiplier 0.25
     python examples/vgg.py --dataset fashion_mnist --units stage  # 5 units
     python examples/vgg.py --dataset fashion_mnist --config small --probes
+    python examples/vgg.py --dataset fashion_mnist --config small --head-convolutions 1
     python examples/vgg.py --quick   # a few seconds: a smoke test
 
 Prints test accuracy, training time and the process's peak resident memory.
@@ -33,6 +34,7 @@ def build_model(args, input_shape, num_classes):
         mode=args.mode,
         seed=args.seed,
         units=args.units,
+        head_convolutions=args.head_convolutions,
     )
 
 
@@ -57,6 +59,13 @@ def main(argv=None):
         default="convolution",
         help="one SVP unit per convolution (the paper), or per stage of "
         "convolutions between poolings",
+    )
+    p.add_argument(
+        "--head-convolutions",
+        type=int,
+        default=0,
+        help="how many of the last convolutions join the output head, trained "
+        "with it by the model's loss instead of as SVP units",
     )
     return run(p.parse_args(argv), build_model)
 

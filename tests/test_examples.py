@@ -90,13 +90,16 @@ def test_examples_quick(module, argv, dataset, mode, epochs, capsys):
 
 
 @pytest.mark.parametrize(
-    "config, filters, name",
+    "config, head_convolutions, filters, name",
     [
-        ("small", [32, 64, 128], "cnn"),
-        ("vgg11", [8, 16, 32, 32, 64, 64, 64, 64], "vgg11"),
+        ("small", 0, [32, 64, 128], "cnn"),
+        ("small", 1, [32, 64], "cnn"),
+        ("vgg11", 0, [8, 16, 32, 32, 64, 64, 64, 64], "vgg11"),
     ],
 )
-def test_vgg_example_builds_the_config_it_is_given(config, filters, name):
+def test_vgg_example_builds_the_config_it_is_given(
+    config, head_convolutions, filters, name
+):
     # "small" is the accuracy benchmark's CNN, so the example's --probes can
     # diagnose the benchmark's model.
     args = argparse.Namespace(
@@ -106,6 +109,7 @@ def test_vgg_example_builds_the_config_it_is_given(config, filters, name):
         mode="svp",
         seed=0,
         units="convolution",
+        head_convolutions=head_convolutions,
     )
     if config == "small":
         args.width_multiplier = 1.0
