@@ -484,7 +484,9 @@ def profile_text(args):
     if "architectures" in args.only:
         parts.append(
             f"architectures: MLP 3 x {args.arch_mlp_width}, VGG-11 width "
-            f"x{args.vgg_width_multiplier:g}, ViT SVP+ dim {args.vit_dim} "
+            f"x{args.vgg_width_multiplier:g}, the small CNN (one unit per "
+            "convolution, and its last convolution in the head), "
+            f"ViT SVP+ dim {args.vit_dim} "
             f"({args.vit_heads} heads, patch 4, one block per unit) at depths "
             f"{args.vit_depths}; {args.image_batch_size} synthetic "
             f"{'x'.join(map(str, IMAGE_SHAPE))} images per batch"

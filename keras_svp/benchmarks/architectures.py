@@ -7,6 +7,9 @@ same per-backend accounting (`memory.step_memory`):
 
 - the paper's MLP (`applications.mlp`, `SVPDense` units),
 - VGG-11 (`applications.vgg11`, `SVPConv2D` units),
+- the accuracy benchmark's small CNN (`models.SMALL_CNN`), with one unit
+  per convolution and with its last convolution in the output head
+  (`head_convolutions=1`),
 - the ViT trained block-wise, SVP+ (`applications.vit`, `SVPBlock` units),
   at several depths, to show whether SVP's memory stays flat in depth while
   backprop's grows.
@@ -59,6 +62,20 @@ def configurations(
             f"VGG-11 (width x{vgg_width_multiplier:g})",
             "vgg11",
             {"width_multiplier": vgg_width_multiplier, "input_shape": image_shape},
+        ),
+        (
+            "small CNN",
+            "vgg",
+            {"config": models.SMALL_CNN, "input_shape": image_shape},
+        ),
+        (
+            "small CNN, last convolution in the head",
+            "vgg",
+            {
+                "config": models.SMALL_CNN,
+                "input_shape": image_shape,
+                "head_convolutions": 1,
+            },
         ),
     ]
     for depth in vit_depths:
