@@ -236,8 +236,9 @@ def test_vgg_head_convolutions():
         applications.vgg(
             (4, 8), input_shape=(8, 8, 1), head_convolutions=1, classifier_units=(8,)
         )
-    with pytest.raises(ValueError, match="head_convolutions must be"):
-        applications.vgg((4, 8), input_shape=(8, 8, 1), head_convolutions=-1)
+    for bad in (-1, True, 1.0):
+        with pytest.raises(ValueError, match="head_convolutions must be"):
+            applications.vgg((4, 8), input_shape=(8, 8, 1), head_convolutions=bad)
 
 
 def test_vgg_convolution_head_trains_and_saves(tmp_path):

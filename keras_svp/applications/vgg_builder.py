@@ -130,7 +130,11 @@ def vgg(
     check_positive_int("num_classes", num_classes)
     if units not in UNITS:
         raise ValueError(f"units must be one of {UNITS}, got {units!r}.")
-    if not isinstance(head_convolutions, int) or head_convolutions < 0:
+    if (
+        isinstance(head_convolutions, bool)
+        or not isinstance(head_convolutions, int)
+        or head_convolutions < 0
+    ):
         raise ValueError(
             f"head_convolutions must be an integer >= 0, got {head_convolutions!r}."
         )
