@@ -40,7 +40,7 @@ PROFILES = {
         "vit_heads": 3,
         "vit_depths": "6,12",
         "dataset": "fashion_mnist",
-        "architectures": "mlp,cnn",
+        "architectures": "mlp,cnn,cnn-conv-head",
         "epochs": 3,
         "seeds": "0,1,2",
         "ablation_epochs": 3,
