@@ -1,5 +1,7 @@
-"""Central-difference gradients of NumPy float64 reference functions."""
+"""Gradients for tests: central differences of NumPy float64 reference
+functions, and the current Keras backend's own gradient."""
 
+import keras
 import numpy as np
 
 
@@ -16,3 +18,25 @@ def numeric_grad(fn, params, eps=1e-6):
             g[idx] = (fn(plus) - fn(minus)) / (2 * eps)
         grads.append(g)
     return grads
+
+
+def backend_gradient(fn, x):
+    """The gradient of the scalar `fn(x)` with respect to the array `x`."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(fn)(x))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = fn(x)
+        return tape.gradient(value, x).numpy()
+    import torch
+
+    x = torch.tensor(x, requires_grad=True)
+    fn(x).backward()
+    return x.grad.numpy()

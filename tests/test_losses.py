@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 from keras import ops
+from numeric_gradient import backend_gradient
 from numeric_gradient import numeric_grad
 
 from keras_svp import alignment_loss
@@ -162,28 +163,6 @@ def test_alignment_matches_reference():
             atol=1e-6,
             err_msg=f"{shape_a} {shape_b}",
         )
-
-
-def backend_gradient(fn, x):
-    """The gradient of the scalar `fn(x)` with respect to the array `x`."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return np.asarray(jax.grad(fn)(x))
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        x = tf.constant(x)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            value = fn(x)
-        return tape.gradient(value, x).numpy()
-    import torch
-
-    x = torch.tensor(x, requires_grad=True)
-    fn(x).backward()
-    return x.grad.numpy()
 
 
 def test_alignment_forms_match_reference_values_and_gradients(monkeypatch):

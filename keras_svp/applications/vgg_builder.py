@@ -9,6 +9,7 @@ from keras_svp.applications.common import check_positive_int
 from keras_svp.applications.common import svp_sequential
 from keras_svp.layers import SVPConv2D
 from keras_svp.layers import SVPDense
+from keras_svp.layers.pooling import MaxPooling2D
 from keras_svp.layers.unit import normalization_layer
 
 # Filters per convolution; "M" is a 2x2 max pooling after the previous one.
@@ -176,7 +177,7 @@ def vgg(
         for filters, pool_size in plan[len(unit_plan) :]:
             head += _plain_convolution(filters, unit_options)
             if pool_size is not None:
-                head.append(keras.layers.MaxPooling2D(pool_size))
+                head.append(MaxPooling2D(pool_size))
         head += [keras.layers.Flatten(), keras.layers.Dense(num_classes)]
         layers.append(keras.Sequential(head, name="head"))
     else:

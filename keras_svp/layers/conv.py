@@ -1,5 +1,6 @@
 import keras
 
+from keras_svp.layers.pooling import MaxPooling2D
 from keras_svp.layers.unit import SVPUnit
 from keras_svp.layers.unit import normalization_layer
 
@@ -20,7 +21,9 @@ class SVPConv2D(SVPUnit):
         padding: `"same"` (default) or `"valid"`.
         activation: activation after the normalization (default `"relu"`).
         normalization: `"batch"` (default), `"layer"` or `None`.
-        pool_size: optional max-pooling window after the activation.
+        pool_size: optional max-pooling window after the activation
+            (non-overlapping; `keras_svp.layers.pooling.MaxPooling2D`, whose
+            gradient keeps no index map).
         use_bias: whether the convolution has a bias.
         kernel_initializer: initializer of the kernel.
         kernel_regularizer: regularizer of the kernel; its loss joins this
@@ -82,7 +85,12 @@ class SVPConv2D(SVPUnit):
             normalization, self.dtype_policy, "normalization"
         )
         self.pool = (
-            keras.layers.MaxPooling2D(pool_size, dtype=self.dtype_policy, name="pool")
+            MaxPooling2D(
+                pool_size,
+                data_format=self.conv.data_format,
+                dtype=self.dtype_policy,
+                name="pool",
+            )
             if pool_size
             else None
         )
