@@ -118,3 +118,38 @@ def test_compiled_svp_step_needs_less_memory_than_with_keras_pooling():
         return memory.step_memory(model, x, y)["step_mib"]
 
     assert step_mib(keras_pooling=False) < 0.8 * step_mib(keras_pooling=True)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's two paths")
+def test_tensorflow_reshapes_under_xla_only():
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).standard_normal((2, 7, 9, 3)).astype("float32")
+    layer, reference = MaxPooling2D(2), keras.layers.MaxPooling2D(2)
+
+    def value_and_gradient(pool, jit_compile):
+        @tf.function(jit_compile=jit_compile)
+        def run(v):
+            with tf.GradientTape() as tape:
+                tape.watch(v)
+                y = pool(v)
+                weights = tf.range(1.0, 1.0 + tf.size(y, tf.float32))
+                loss = tf.reduce_sum(y * tf.reshape(weights, tf.shape(y)))
+            return y, tape.gradient(loss, v)
+
+        ops_used = {
+            op.type
+            for op in run.get_concrete_function(
+                tf.TensorSpec(x.shape)
+            ).graph.get_operations()
+        }
+        return [t.numpy() for t in run(tf.constant(x))], ops_used
+
+    (expected, expected_gradient), _ = value_and_gradient(reference, False)
+    (fused, fused_gradient), fused_ops = value_and_gradient(layer, False)
+    (xla, xla_gradient), xla_ops = value_and_gradient(layer, True)
+    assert "MaxPool" in fused_ops
+    assert "MaxPool" not in xla_ops and "Max" in xla_ops
+    for got, gradient in ((fused, fused_gradient), (xla, xla_gradient)):
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-6)

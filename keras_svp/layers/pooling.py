@@ -13,12 +13,13 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
     with `ops.max`. Keras' JAX pooling is XLA's `reduce_window`, whose
     gradient builds an index map (`iota`) as large as each pooled input and
     keeps them alive through the step, where they can outweigh the
-    activations: SVP then saves no step memory over backprop.
-    The reshaped form has no index map, runs faster on JAX, and on PyTorch
-    saves the pooled output for backward instead of 64-bit indices.
-    TensorFlow keeps its fused kernel, which is faster there and keeps no
-    index map either. Overlapping windows or `"same"` padding use Keras'
-    pooling on every backend.
+    activations, so that SVP saves little or no step memory over backprop.
+    The reshaped form has no index map and runs faster under XLA (JAX, and
+    TensorFlow with `jit_compile=True`), and on PyTorch saves the pooled
+    output for backward instead of 64-bit indices. TensorFlow's graph mode
+    keeps its fused kernel, which is faster there and keeps no index map
+    either. Overlapping windows or `"same"` padding use Keras' pooling on
+    every backend.
 
     The gradient differs from Keras' only where a window holds several
     equal maxima: `ops.max` shares it between them, Keras' pooling gives it
@@ -48,7 +49,7 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
         windows_tile = (
             tuple(self.strides) == tuple(self.pool_size) and self.padding == "valid"
         )
-        if keras.backend.backend() == "tensorflow" or not windows_tile:
+        if not windows_tile or _tensorflow_without_xla():
             return super().call(inputs)
         return block_max_pool(inputs, self.pool_size, self.data_format)
 
@@ -70,3 +71,16 @@ def block_max_pool(x, pool_size, data_format="channels_last"):
     x = x[:, :, : height * pool_height, : width * pool_width]
     x = ops.reshape(x, (-1, x.shape[1], height, pool_height, width, pool_width))
     return ops.max(x, axis=(3, 5))
+
+
+def _tensorflow_without_xla():
+    """Whether this call runs on TensorFlow outside an XLA compilation."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    try:  # What tf.function(jit_compile=True) enters while it traces.
+        from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext
+    except ImportError:  # a TensorFlow without it: its fused kernel, always
+        return True
+    return not GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
