@@ -153,3 +153,20 @@ def test_tensorflow_reshapes_under_xla_only():
     for got, gradient in ((fused, fused_gradient), (xla, xla_gradient)):
         np.testing.assert_array_equal(got, expected)
         np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-6)
+    # A map of unknown size cannot be reshaped: Keras' pooling, under XLA too.
+    unknown = tf.function(layer, jit_compile=True).get_concrete_function(
+        tf.TensorSpec((None, None, None, 3))
+    )
+    assert "MaxPool" in {op.type for op in unknown.graph.get_operations()}
+
+
+def test_maps_of_unknown_size_pool_as_keras_does():
+    # A functional model on images of any size.
+    inputs = keras.Input(shape=(None, None, 3))
+    model = keras.Model(inputs, MaxPooling2D(2)(inputs))
+    assert tuple(model.output.shape) == (None, None, None, 3)
+    x = np.random.default_rng(0).standard_normal((2, 7, 9, 3)).astype("float32")
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(model(x)),
+        ops.convert_to_numpy(keras.layers.MaxPooling2D(2)(x)),
+    )

@@ -49,7 +49,13 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
         windows_tile = (
             tuple(self.strides) == tuple(self.pool_size) and self.padding == "valid"
         )
-        if not windows_tile or _tensorflow_without_xla():
+        spatial = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        # The reshape needs the map's size, and at least one whole window.
+        sized = all(
+            inputs.shape[axis] is not None and inputs.shape[axis] >= size
+            for axis, size in zip(spatial, self.pool_size)
+        )
+        if not (windows_tile and sized) or _tensorflow_without_xla():
             return super().call(inputs)
         return block_max_pool(inputs, self.pool_size, self.data_format)
 
