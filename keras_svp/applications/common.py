@@ -13,6 +13,8 @@ def svp_sequential(layers, mode, input_shape, input_alignment, seed, name):
     return model
 
 
-def check_positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+def check_int(name, value, minimum=1):
+    """Raises unless `value` is an int (not a bool) of at least `minimum`."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {what}, got {value!r}.")

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_svp.applications.common import check_positive_int
+from keras_svp.applications.common import check_int
 from keras_svp.applications.common import svp_sequential
 from keras_svp.layers import SVPDense
 
@@ -61,9 +61,9 @@ def mlp(
         >>> model.predict(np.zeros((4, 8, 8, 1)), verbose=0).shape
         (4, 10)
     """
-    check_positive_int("depth", depth)
-    check_positive_int("width", width)
-    check_positive_int("num_classes", num_classes)
+    check_int("depth", depth)
+    check_int("width", width)
+    check_int("num_classes", num_classes)
     layers = [keras.layers.Flatten()] if flatten else []
     layers += [SVPDense(width, **unit_options) for _ in range(depth)]
     layers.append(keras.layers.Dense(num_classes, name="head"))

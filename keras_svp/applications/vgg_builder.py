@@ -5,7 +5,7 @@ import math
 
 import keras
 
-from keras_svp.applications.common import check_positive_int
+from keras_svp.applications.common import check_int
 from keras_svp.applications.common import svp_sequential
 from keras_svp.layers import SVPConv2D
 from keras_svp.layers import SVPDense
@@ -128,17 +128,10 @@ def vgg(
         raise ValueError(
             f"input_shape must be (height, width, channels), got {input_shape!r}."
         )
-    check_positive_int("num_classes", num_classes)
+    check_int("num_classes", num_classes)
     if units not in UNITS:
         raise ValueError(f"units must be one of {UNITS}, got {units!r}.")
-    if (
-        isinstance(head_convolutions, bool)
-        or not isinstance(head_convolutions, int)
-        or head_convolutions < 0
-    ):
-        raise ValueError(
-            f"head_convolutions must be an integer >= 0, got {head_convolutions!r}."
-        )
+    check_int("head_convolutions", head_convolutions, minimum=0)
     if head_convolutions and classifier_units:
         raise ValueError(
             "head_convolutions and classifier_units cannot be combined: the "
@@ -157,7 +150,7 @@ def vgg(
                 plan[-1][1] = 2
                 size = None if size is None else size // 2
             continue
-        check_positive_int("a filter count in config", item)
+        check_int("a filter count in config", item)
         plan.append([max(1, int(math.ceil(item * width_multiplier))), None])
     if head_convolutions >= len(plan):
         raise ValueError(

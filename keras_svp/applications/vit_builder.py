@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_svp.applications.common import check_positive_int
+from keras_svp.applications.common import check_int
 from keras_svp.applications.common import svp_sequential
 from keras_svp.applications.vit_layers import ClassToken
 from keras_svp.applications.vit_layers import PatchEmbedding
@@ -84,7 +84,7 @@ def vit(
         ("num_heads", num_heads),
         ("blocks_per_unit", blocks_per_unit),
     ):
-        check_positive_int(arg, value)
+        check_int(arg, value)
     if depth % blocks_per_unit:
         raise ValueError(
             f"blocks_per_unit={blocks_per_unit} must divide depth={depth}: "
