@@ -34,6 +34,9 @@ prepare)
 run)
     out=${2:?"usage: $0 run OUT_DIR [benchmark options...]"}
     shift 2
+    # The driver process imports Keras too (each worker sets its own
+    # backend): Keras' default, TensorFlow, is not on the device.
+    export KERAS_BACKEND="${KERAS_BACKEND:-jax}"
     if ! python3 -c "import keras" 2>/dev/null; then
         ls .whl/*.whl >/dev/null 2>&1 || {
             echo "No Keras here and no wheels in .whl/: run '$0 prepare' first" \

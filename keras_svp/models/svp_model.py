@@ -10,6 +10,7 @@ from keras_svp.layers.unit import call_layer
 from keras_svp.models import validation
 from keras_svp.models.chain import split_units
 from keras_svp.models.trainers import SVPTrainer
+from keras_svp.models.unit_loss_tracker import UnitLossTracker
 from keras_svp.projections import RandomProjection
 from keras_svp.projections import draw_seed
 
@@ -252,13 +253,7 @@ class SVPModel(SVPTrainer):
             names = [
                 layer.name for layer in self.layer_chain() if isinstance(layer, SVPUnit)
             ]
-            self._unit_trackers = [
-                (
-                    keras.metrics.Mean(name=f"{name}_prediction_loss"),
-                    keras.metrics.Mean(name=f"{name}_alignment_loss"),
-                )
-                for name in names
-            ]
+            self._unit_trackers = UnitLossTracker(names)
             self._head_loss_tracker = keras.metrics.Mean(name="head_loss")
 
     def compile_from_config(self, config):
@@ -343,11 +338,7 @@ class SVPModel(SVPTrainer):
         batch_size = ops.shape(first_input)[0]
         self._loss_tracker.update_state(total_loss, sample_weight=batch_size)
         self._head_loss_tracker.update_state(head_loss, sample_weight=batch_size)
-        for (prediction, alignment), (p_tracker, a_tracker) in zip(
-            unit_losses, self._unit_trackers
-        ):
-            p_tracker.update_state(prediction, sample_weight=batch_size)
-            a_tracker.update_state(alignment, sample_weight=batch_size)
+        self._unit_trackers.update_state(unit_losses, sample_weight=batch_size)
 
     # The local computations the backend trainers differentiate -----------
 
