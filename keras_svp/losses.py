@@ -41,7 +41,17 @@ def _unit_rows(x):
     x = ops.cast(ops.convert_to_tensor(x), "float32")
     x = ops.reshape(x, (ops.shape(x)[0], -1))
     squared_norm = ops.sum(ops.square(x), axis=-1, keepdims=True)
-    return x * ops.rsqrt(ops.maximum(squared_norm, _EPSILON**2))
+    return x * ops.rsqrt(_at_least(squared_norm, _EPSILON**2))
+
+
+def _at_least(x, floor):
+    """`max(x, floor)` for a Python number `floor`.
+
+    Written with the tensor's own operators: Keras' PyTorch ops turn a
+    Python number into a device tensor, a host-to-device copy that waits
+    for the GPU, once per call.
+    """
+    return ops.relu(x - floor) + floor
 
 
 # Up to this many features per sample (on both sides) the alignment loss is
@@ -80,25 +90,39 @@ def alignment_loss(a, b):
         True
     """
     a, b = _unit_rows(a), _unit_rows(b)
-    batch_size = ops.shape(a)[0]
     if _gram_form_fits(a, b):
         # With S(a) = a a^T for the normalized rows, sum_ij (S(a) - S(b))_ij^2
         # = |a^T a|^2 - 2 |a^T b|^2 + |b^T b|^2 (Frobenius norms): the same
-        # loss from d x d products, without a batch-by-batch matrix. For
-        # a projection (d = number of classes) and a batch of 1024 that is
-        # ~100x less arithmetic and memory. Rounding can take the sum a
-        # hair below zero when the two batches align; it is clamped.
-        squared_sum = (
-            _squared_norm(ops.matmul(ops.transpose(a), a))
-            - 2.0 * _squared_norm(ops.matmul(ops.transpose(a), b))
-            + _squared_norm(ops.matmul(ops.transpose(b), b))
+        # loss from feature-by-feature products, without a batch-by-batch
+        # matrix. For a projection (d = number of classes) and a batch of
+        # 1024 that is ~100x less arithmetic and memory. All three come
+        # from one product: P = [a, b]^T [a, -b] has the blocks a^T a,
+        # -a^T b, b^T a and -b^T b, and P * P^T holds the squares with the
+        # signs of the sum (fewer operations: eager backends pay for each).
+        # Rounding can take the sum a hair below zero when the two batches
+        # align; it is clamped.
+        products = ops.matmul(
+            ops.transpose(ops.concatenate([a, b], axis=1)),
+            ops.concatenate([a, -b], axis=1),
         )
-        pairs = ops.cast(ops.maximum(batch_size * batch_size, 1), "float32")
-        loss = ops.maximum(squared_sum, 0.0) / pairs
-    else:
-        s_a = ops.matmul(a, ops.transpose(a))
-        s_b = ops.matmul(b, ops.transpose(b))
-        loss = ops.mean(ops.square(s_a - s_b))
+        squared_sum = ops.relu(ops.sum(products * ops.transpose(products)))
+        return _per_pair(squared_sum, a)
+    s_a = ops.matmul(a, ops.transpose(a))
+    s_b = ops.matmul(b, ops.transpose(b))
+    return _per_pair(ops.sum(ops.square(s_a - s_b)), a)
+
+
+def _per_pair(squared_sum, a):
+    """`squared_sum` over the batch's pairs; 0 for fewer than two samples."""
+    batch_size = a.shape[0]
+    if batch_size is not None:
+        # A known batch size stays a Python number (see `_at_least`).
+        if batch_size < 2:
+            return squared_sum * 0.0
+        return squared_sum / float(batch_size * batch_size)
+    batch_size = ops.shape(a)[0]
+    pairs = ops.cast(batch_size * batch_size, "float32")
+    loss = squared_sum / ops.maximum(pairs, 1.0)
     return ops.where(batch_size < 2, ops.zeros_like(loss), loss)
 
 
@@ -106,10 +130,6 @@ def _gram_form_fits(a, b):
     """Whether both batches have at most `GRAM_MAX_FEATURES` features."""
     widths = (a.shape[-1], b.shape[-1])
     return all(w is not None and w <= GRAM_MAX_FEATURES for w in widths)
-
-
-def _squared_norm(m):
-    return ops.sum(ops.square(m))
 
 
 @keras.saving.register_keras_serializable(package="keras_svp")

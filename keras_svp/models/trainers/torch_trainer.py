@@ -1,3 +1,4 @@
+import keras
 import torch
 from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
@@ -18,6 +19,10 @@ class TorchSVPTrainer(SVPTrainerBase):
         if self.mode != "svp":
             return super().train_step(data)
         x, y, sample_weight = unpack_x_y_sample_weight(data)
+        # Every unit reads the labels: on the device once, not once per unit.
+        y, sample_weight = keras.tree.map_structure(
+            _on_device, (y, sample_weight), none_is_leaf=False
+        )
         self.zero_grad()
         update = UnitUpdates(self.optimizer, self.trainable_variables)
         h, previous, total, unit_losses = x, None, 0.0, []
@@ -61,3 +66,9 @@ class TorchSVPTrainer(SVPTrainerBase):
         )
         self._update_svp_metrics(x, total, head_loss, unit_losses)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def _on_device(value):
+    return (
+        value if isinstance(value, torch.Tensor) else keras.ops.convert_to_tensor(value)
+    )
