@@ -194,6 +194,33 @@ def test_rss_table_adds_the_device_peak_where_a_gpu_gave_one():
     assert "| 4 | 812 | 231 |" in on_gpu
 
 
+def test_memory_table_adds_the_device_step_peak_where_a_gpu_gave_one():
+    def row(backend, mode, step, device_step):
+        return {
+            "benchmark": "memory",
+            "backend": backend,
+            "depth": 8,
+            "mode": mode,
+            "step_mib": step,
+            "method": "m",
+            "device_step_mib": device_step,
+        }
+
+    on_cpu = report.memory_table([row("torch", "bp", 200.0, None)])
+    assert "allocator's peak over one step" not in on_cpu
+    rows = [
+        row("jax", "bp", 224.0, None),
+        row("jax", "svp", 80.0, None),
+        row("torch", "bp", 200.1, 513.1),
+        row("torch", "svp", 24.2, 72.1),
+    ]
+    on_gpu = report.memory_table(rows)
+    assert "allocator's peak over one step" in on_gpu
+    # Only the backends that measured it get columns.
+    assert "| depth | torch BP MiB | torch SVP MiB | torch BP/SVP |" in on_gpu
+    assert "| 8 | 513.1 | 72.1 | 7.12 |" in on_gpu
+
+
 def test_architectures_table_keeps_the_run_order_and_divides_bp_by_svp():
     def row(backend, label, mode, mib):
         return {

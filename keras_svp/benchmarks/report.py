@@ -95,7 +95,32 @@ def memory_table(rows):
         _table(header, lines)
         + "\n\n"
         + _accounting(rows, "memory")
+        + device_step_table(rows)
         + ("\n\n" + rss if rss else "")
+    )
+
+
+def device_step_table(rows):
+    """The CUDA allocator's peak over one step, where a backend reports it.
+
+    PyTorch's on a GPU (`device_step_mib`): unlike its autograd accounting,
+    it counts gradients and optimizer temporaries too. Empty elsewhere.
+    """
+    measured = [
+        row
+        for row in rows
+        if row["benchmark"] == "memory" and row.get("device_step_mib") is not None
+    ]
+    if not measured:
+        return ""
+    header, lines, _, _ = _bp_svp_table(
+        measured, "memory", "device_step_mib", "MiB", svp_over_bp=False
+    )
+    return (
+        "\n\nThe device allocator's peak over one step (MiB; PyTorch on a "
+        "GPU: `torch.cuda.max_memory_allocated()` after a reset, less what "
+        "was allocated before the step), which also counts gradients and "
+        "optimizer temporaries:\n\n" + _table(header, lines)
     )
 
 
