@@ -27,13 +27,11 @@ def _unit_rows(a):
 
 
 def _alignment(a, b):
-    # mean_ij (S(a) - S(b))_ij^2 from d x d products, as `losses.alignment_loss`
-    # computes it for projections.
+    # mean_ij (S(a) - S(b))_ij^2 from one feature-by-feature product, as
+    # `losses.alignment_loss` computes it for projections.
     a, b = _unit_rows(a), _unit_rows(b)
-    total = (
-        jnp.sum((a.T @ a) ** 2) - 2 * jnp.sum((a.T @ b) ** 2) + jnp.sum((b.T @ b) ** 2)
-    )
-    return jnp.maximum(total, 0.0) / a.shape[0] ** 2
+    products = jnp.concatenate([a, b], 1).T @ jnp.concatenate([a, -b], 1)
+    return jnp.maximum(jnp.sum(products * products.T), 0.0) / a.shape[0] ** 2
 
 
 def _cross_entropy(logits, y):
