@@ -416,3 +416,20 @@ def test_accuracy_table_names_the_rate_only_when_runs_differ_in_it():
     assert "| cnn svp, Adam 0.001 | 89.00 ± 0.00 (1) |" in table
     assert "| cnn bp, Adam 0.001 | 92.00 ± 0.00 (1) |" in table
     assert "| cnn svp, Adam 0.008 | 90.50 ± 0.71 (2) |" in table
+
+
+def test_cpu_model_names_the_processor(monkeypatch, tmp_path):
+    from keras_svp.benchmarks import __main__ as cli
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9B14\nflags\t: fpu\n")
+    real_open = open
+    monkeypatch.setattr(
+        "builtins.open",
+        lambda path, *a, **k: real_open(
+            cpuinfo if path == "/proc/cpuinfo" else path, *a, **k
+        ),
+    )
+    assert cli.cpu_model() == "AMD EPYC 9B14"
+    cpuinfo.unlink()  # no /proc/cpuinfo: the platform's name, maybe empty
+    assert cli.cpu_model() == cli.platform.processor()

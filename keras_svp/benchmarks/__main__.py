@@ -514,6 +514,21 @@ def profile_text(args):
     return "; ".join(parts)
 
 
+def cpu_model():
+    """The processor's model name (Linux's /proc/cpuinfo), or "" if unknown.
+
+    Step times and TensorFlow's CPU memory statistics (oneDNN) depend on it.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def render(out):
     """Writes results.md and the memory plot from out's results.json."""
     rows = report.load_json([os.path.join(out, "results.json")])
@@ -579,7 +594,8 @@ def main(argv=None):
         + " ".join(argv),
         "machine": os.environ.get(
             "KERAS_SVP_DEVICE",
-            f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
+            ", ".join(part for part in (platform.machine(), cpu_model()) if part)
+            + f", {os.cpu_count()} CPU cores, no GPU",
         ),
         "versions": ", ".join(f"{k} {v}" for k, v in versions().items()),
         "wall time": f"{time.time() - started:.0f} s",
