@@ -118,7 +118,7 @@ def _per_pair(squared_sum, a):
     if batch_size is not None:
         # A known batch size stays a Python number (see `_at_least`).
         if batch_size < 2:
-            return squared_sum * 0.0
+            return ops.zeros_like(squared_sum)
         return squared_sum / float(batch_size * batch_size)
     batch_size = ops.shape(a)[0]
     pairs = ops.cast(batch_size * batch_size, "float32")
