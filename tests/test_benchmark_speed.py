@@ -104,7 +104,7 @@ def test_memory_traffic_table_sits_under_the_speed_table():
     assert "faulted" not in report.speed_table(rows)
 
 
-def _worker_envs(monkeypatch, tmp_path, argv):
+def _worker_envs(monkeypatch, tmp_path, argv, backend="jax"):
     """The environments `main` starts its backend workers with."""
     envs = []
 
@@ -115,8 +115,21 @@ def _worker_envs(monkeypatch, tmp_path, argv):
         return subprocess.CompletedProcess(command, 0)
 
     monkeypatch.setattr(subprocess, "run", fake_run)
-    assert main(argv + ["--backend", "jax", "--out", str(tmp_path)]) == 0
+    assert main(argv + ["--backend", backend, "--out", str(tmp_path)]) == 0
     return envs
+
+
+def test_tensorflow_workers_get_onednn_unless_told_otherwise(monkeypatch, tmp_path):
+    # TensorFlow keeps CPU memory statistics only with oneDNN's allocator,
+    # which it does not turn on by itself on every CPU (AMD's).
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    (env,) = _worker_envs(monkeypatch, tmp_path, ["--only", "speed"], "tensorflow")
+    assert env["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    (env,) = _worker_envs(monkeypatch, tmp_path, ["--only", "speed"])
+    assert "TF_ENABLE_ONEDNN_OPTS" not in env  # JAX's worker is left alone
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    (env,) = _worker_envs(monkeypatch, tmp_path, ["--only", "speed"], "tensorflow")
+    assert env["TF_ENABLE_ONEDNN_OPTS"] == "0"
 
 
 def test_workers_keep_freed_memory_unless_told_otherwise(monkeypatch, tmp_path):
@@ -135,7 +148,7 @@ def test_workers_keep_freed_memory_unless_told_otherwise(monkeypatch, tmp_path):
     (env,) = _worker_envs(monkeypatch, tmp_path, ["--only", "speed"])
     assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"
     context = json.loads((tmp_path / "context.json").read_text())
-    assert context["command"].startswith("GLIBC_TUNABLES=glibc.malloc.arena_max=2 ")
+    assert "GLIBC_TUNABLES=glibc.malloc.arena_max=2 " in context["command"]
     assert "allocator" not in context["profile"]
 
 
