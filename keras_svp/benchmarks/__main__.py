@@ -515,7 +515,10 @@ def profile_text(args):
 
 
 def cpu_model():
-    """The processor's model name (Linux's /proc/cpuinfo), or "" if unknown.
+    """The processor's model name (Linux's /proc/cpuinfo).
+
+    Elsewhere `platform.processor()`, which may be "" or repeat
+    `platform.machine()`.
 
     Step times and TensorFlow's CPU memory statistics (oneDNN) depend on it.
     """
@@ -594,7 +597,7 @@ def main(argv=None):
         + " ".join(argv),
         "machine": os.environ.get(
             "KERAS_SVP_DEVICE",
-            ", ".join(part for part in (platform.machine(), cpu_model()) if part)
+            ", ".join(dict.fromkeys(p for p in (platform.machine(), cpu_model()) if p))
             + f", {os.cpu_count()} CPU cores, no GPU",
         ),
         "versions": ", ".join(f"{k} {v}" for k, v in versions().items()),

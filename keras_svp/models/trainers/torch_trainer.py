@@ -21,7 +21,7 @@ class TorchSVPTrainer(SVPTrainerBase):
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         # Every unit reads the labels: on the device once, not once per unit.
         y, sample_weight = keras.tree.map_structure(
-            _on_device, (y, sample_weight), none_is_leaf=False
+            keras.ops.convert_to_tensor, (y, sample_weight), none_is_leaf=False
         )
         self.zero_grad()
         update = UnitUpdates(self.optimizer, self.trainable_variables)
@@ -66,9 +66,3 @@ class TorchSVPTrainer(SVPTrainerBase):
         )
         self._update_svp_metrics(x, total, head_loss, unit_losses)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-
-def _on_device(value):
-    return (
-        value if isinstance(value, torch.Tensor) else keras.ops.convert_to_tensor(value)
-    )
