@@ -5,6 +5,7 @@ import math
 import keras
 import pytest
 
+import keras_svp
 from keras_svp.benchmarks import accuracy
 
 TINY = {"dataset": "digits", "train_limit": 64, "batch_size": 64, "epochs": 1}
@@ -165,6 +166,36 @@ def test_ablation_runs_subset_and_unknown_variant():
     assert rows[0]["alignment_weight"] == 0.0
     with pytest.raises(ValueError, match="Unknown ablation variants"):
         accuracy.ablation_runs(1, (0,), dataset="digits", variants=["nope"])
+
+
+def test_ablation_trains_the_architecture_it_is_given(monkeypatch):
+    built = []
+    build = accuracy.build_model
+
+    def spy(architecture, mode, **options):
+        model = build(architecture, mode, **options)
+        units = [u for u in model.layers if isinstance(u, keras_svp.SVPUnit)]
+        built.append((architecture, [u.projection_dim for u in units]))
+        return model
+
+    monkeypatch.setattr(accuracy, "build_model", spy)
+    rows = accuracy.ablation_runs(
+        1,
+        (0,),
+        variants=["default", "projection_dim=32"],
+        architecture="cnn",
+        **{k: v for k, v in TINY.items() if k != "epochs"},
+    )
+    assert [(r["architecture"], r["variant"]) for r in rows] == [
+        ("cnn", "default"),
+        ("cnn", "projection_dim=32"),
+    ]
+    for row in rows:
+        check_row(row)
+    # The variants differ in the CNN's units, not only in the row's label.
+    assert built == [("cnn", [10, 10, 10]), ("cnn", [32, 32, 32])]
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        accuracy.ablation_runs(1, (0,), dataset="digits", architecture="vgg")
 
 
 def test_ablation_reuses_a_run_the_accuracy_benchmark_did(monkeypatch):

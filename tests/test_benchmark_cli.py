@@ -418,6 +418,32 @@ def test_accuracy_table_names_the_rate_only_when_runs_differ_in_it():
     assert "| cnn svp, Adam 0.008 | 90.50 ± 0.71 (2) |" in table
 
 
+def test_ablation_table_names_the_architecture():
+    rows = [
+        {
+            "benchmark": "ablation",
+            "backend": "jax",
+            "architecture": architecture,
+            "variant": "default",
+            "mode": "svp",
+            "learning_rate": 1e-3,
+            "test_accuracy": value,
+        }
+        for architecture, value in (("mlp", 0.9), ("cnn", 0.89))
+    ]
+    table = report.accuracy_table(rows, "ablation", "variant")
+    assert "| mlp default | 90.00 ± 0.00 (1) |" in table
+    assert "| cnn default | 89.00 ± 0.00 (1) |" in table
+
+
+def test_ablation_architecture_is_checked(capsys):
+    assert parse_args([]).ablation_architecture == "mlp"
+    assert parse_args(["--ablation-architecture", "cnn"]).ablation_architecture == "cnn"
+    with pytest.raises(SystemExit):
+        parse_args(["--ablation-architecture", "vgg"])
+    assert "--ablation-architecture" in capsys.readouterr().err
+
+
 def test_cpu_model_names_the_processor(monkeypatch, tmp_path):
     from keras_svp.benchmarks import __main__ as cli
 

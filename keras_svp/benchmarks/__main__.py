@@ -168,6 +168,12 @@ def parse_args(argv=None):
         "--ablation-variants", help="comma-separated variant names (default: all)"
     )
     parser.add_argument(
+        "--ablation-architecture",
+        default="mlp",
+        help="the network the ablation trains: mlp (the default, which set "
+        "the package defaults), cnn or cnn-conv-head",
+    )
+    parser.add_argument(
         "--ablation-backends",
         default="jax",
         help="backends that run the ablation (it is backend-independent "
@@ -237,6 +243,11 @@ def parse_args(argv=None):
     if unknown:
         parser.error(
             f"unknown --architectures {unknown}; choose from {list(ARCHITECTURES)}"
+        )
+    if args.ablation_architecture not in ARCHITECTURES:
+        parser.error(
+            f"unknown --ablation-architecture {args.ablation_architecture!r}; "
+            f"choose from {list(ARCHITECTURES)}"
         )
     if args.activation is not None:
         import keras
@@ -453,6 +464,7 @@ def _run_benchmarks(args):
                 epochs=args.ablation_epochs,
                 seeds=args.ablation_seeds,
                 variants=args.ablation_variants,
+                architecture=args.ablation_architecture,
                 progress=progress,
                 reuse=trained,
                 **budget,
@@ -500,7 +512,8 @@ def profile_text(args):
         )
     if "ablation" in args.only:
         parts.append(
-            f"ablation: SVP MLP on {args.dataset}, {args.ablation_epochs} epochs "
+            f"ablation: SVP {args.ablation_architecture} on {args.dataset}, "
+            f"{args.ablation_epochs} epochs "
             f"({args.schedule} learning rate), seeds {args.ablation_seeds}"
         )
     retain = args.allocator == "retain" and "GLIBC_TUNABLES" not in os.environ

@@ -5,9 +5,10 @@
   `"cnn-conv-head"`: the same network with its last convolution in the
   output head) trained in each mode with each seed, same epochs, optimizer
   and data for all.
-- `ablation_runs`: the SVP MLP with one open choice of the method changed
-  at a time (alignment, projection dropout, projection scale, projection
-  size, input alignment), to settle the package's defaults.
+- `ablation_runs`: SVP with one open choice of the method changed at a
+  time (alignment, projection dropout, projection scale, projection size,
+  input alignment), on the MLP (which settled the package's defaults) or
+  on either CNN.
 - `summarize_accuracy`: mean and standard deviation of the test accuracy
   over seeds, one row per configuration.
 
@@ -161,6 +162,7 @@ def build_model(
     Returns:
         A compiled, unbuilt `SVPSequential`.
     """
+    _check_architecture(architecture)
     options = {
         "num_classes": num_classes,
         "seed": seed,
@@ -169,16 +171,10 @@ def build_model(
         **unit_options,
     }
     if architecture == "mlp":
-        model = models.build_mlp(MLP_DEPTH, MLP_WIDTH, mode, flatten=True, **options)
-    elif architecture == "cnn":
-        model = models.build_cnn(mode, **options)
-    elif architecture == "cnn-conv-head":
-        model = models.build_cnn(mode, head_convolutions=1, **options)
-    else:
-        raise ValueError(
-            f"architecture must be one of {ARCHITECTURES}, got {architecture!r}."
-        )
-    return model
+        return models.build_mlp(MLP_DEPTH, MLP_WIDTH, mode, flatten=True, **options)
+    if architecture == "cnn":
+        return models.build_cnn(mode, **options)
+    return models.build_cnn(mode, head_convolutions=1, **options)
 
 
 def train_and_evaluate(model, data, epochs, batch_size=128):
@@ -301,6 +297,13 @@ def _same_run(planned, rows, num_classes):
     return None
 
 
+def _check_architecture(architecture):
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"architecture must be one of {ARCHITECTURES}, got {architecture!r}."
+        )
+
+
 def _check_epochs(epochs):
     if not isinstance(epochs, numbers.Integral) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
@@ -380,10 +383,7 @@ def accuracy_runs(
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"modes must be from {MODES}, got {mode!r}.")
-    if architecture not in ARCHITECTURES:
-        raise ValueError(
-            f"architecture must be one of {ARCHITECTURES}, got {architecture!r}."
-        )
+    _check_architecture(architecture)
     data = load_data(dataset, train_limit)
     rows = []
     for seed in seeds:
@@ -423,8 +423,9 @@ def ablation_runs(
     variants=None,
     schedule="cosine",
     reuse=(),
+    architecture="mlp",
 ):
-    """The SVP MLP (3 x 1024) with one option changed at a time.
+    """SVP with one option changed at a time, by default on the MLP (3 x 1024).
 
     The variants (`ablation_variants`): the package defaults; no alignment
     (`alignment_weight=0`); projection dropout 0 and 0.1;
@@ -446,15 +447,18 @@ def ablation_runs(
             A variant whose run is among them (same model, options, seed,
             data and budget; usually `"default"`) takes that row's results
             instead of training the same model again.
+        architecture: the network, as in `accuracy_runs` (`"mlp"`,
+            `"cnn"` or `"cnn-conv-head"`).
 
     Returns:
         A list of dicts as `accuracy_runs` returns, with `benchmark`
-        `"ablation"`, `mode` `"svp"`, `architecture` `"mlp"`, a `variant`
+        `"ablation"`, `mode` `"svp"`, the `architecture`, a `variant`
         name, and the resolved value of every ablated knob
         (`alignment_weight`, `projection_dropout`, `projection_scale`,
         `projection_dim`, `input_alignment`).
     """
     _check_epochs(epochs)
+    _check_architecture(architecture)
     data = load_data(dataset, train_limit)
     chosen = ablation_variants(_num_classes(data))
     if variants is not None:
@@ -472,7 +476,7 @@ def ablation_runs(
             input_alignment = settings.pop("input_alignment")
             row, done = _run(
                 "ablation",
-                "mlp",
+                architecture,
                 "svp",
                 int(seed),
                 data,

@@ -247,11 +247,8 @@ def accuracy_table(rows, benchmark="accuracy", key="architecture"):
     rates = {row.get("learning_rate") for row in rows if row["benchmark"] == benchmark}
     for row in rows:
         if row["benchmark"] == benchmark:
-            label = (
-                row.get(key)
-                if key != "architecture"
-                else f"{row['architecture']} {row['mode']}"
-            )
+            detail = row["mode"] if key == "architecture" else row[key]
+            label = f"{row['architecture']} {detail}"
             if len(rates) > 1:
                 label += f", Adam {row['learning_rate']:g}"
             groups[(label, row["backend"])].append(row["test_accuracy"])
@@ -286,7 +283,7 @@ def markdown(rows, title="keras-svp benchmark", context=None):
         ("Median training-step time vs depth", "speed", speed_table),
         ("Test accuracy, mean ± std over seeds", "accuracy", accuracy_table),
         (
-            "Ablation of the SVP MLP",
+            "Ablation of SVP, one option changed at a time",
             "ablation",
             lambda r: accuracy_table(r, "ablation", "variant"),
         ),
