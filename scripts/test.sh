@@ -13,7 +13,10 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do backends+=("$1"); shift; done
 # PyTorch's OpenMP threads spin while they wait; on shared cores that makes
 # torch steps up to 10x slower.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+# One pytest worker per core (pytest-xdist): most tests are small models
+# whose tracing and compiling run on one core. `-- -n 0` runs them in one
+# process.
 for backend in "${backends[@]}"; do
     echo "=== KERAS_BACKEND=$backend"
-    KERAS_BACKEND=$backend .venv/bin/python -m pytest -q "$@"
+    KERAS_BACKEND=$backend .venv/bin/python -m pytest -q -n auto "$@"
 done
