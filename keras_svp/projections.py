@@ -186,6 +186,14 @@ class RandomProjection(keras.layers.Layer):
             )
         batch, height, width, channels = input_shape
         pool_height, pool_width = self.pool_size
+        if (height is not None and height < pool_height) or (
+            width is not None and width < pool_width
+        ):
+            raise ValueError(
+                f"pool_size {self.pool_size} is larger than the {height}x{width} "
+                "feature map it would pool, which leaves nothing to project. "
+                "Use a smaller projection_pool_size for this unit, or None."
+            )
         return (batch, height // pool_height, width // pool_width, channels)
 
     def features(self, h):

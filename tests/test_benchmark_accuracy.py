@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 import pytest
 
 import keras_svp
@@ -130,6 +131,12 @@ def test_ablation_variants_cover_every_knob():
     assert {"jl", "fan_in"} <= seen["projection_scale"]
     assert {10, 32, 128} <= seen["projection_dim"]
     assert {True, False} <= seen["input_alignment"]
+    assert {"projection", "activation"} <= seen["alignment_target"]
+    # Dense units have no feature map to pool: the MLP leaves that variant out.
+    assert seen["projection_pool_size"] == {None}
+    cnn = dict(accuracy.ablation_variants(architecture="cnn"))
+    assert cnn["projection_pool_size=2"]["projection_pool_size"] == 2
+    assert set(cnn) == set(names) | {"projection_pool_size=2"}
 
 
 def test_ablation_runs_every_variant():
@@ -166,6 +173,10 @@ def test_ablation_runs_subset_and_unknown_variant():
     assert rows[0]["alignment_weight"] == 0.0
     with pytest.raises(ValueError, match="Unknown ablation variants"):
         accuracy.ablation_runs(1, (0,), dataset="digits", variants=["nope"])
+    with pytest.raises(ValueError, match="convolutional units only"):
+        accuracy.ablation_runs(
+            1, (0,), dataset="digits", variants=["projection_pool_size=2"]
+        )
 
 
 def test_ablation_trains_the_architecture_it_is_given(monkeypatch):
@@ -175,25 +186,48 @@ def test_ablation_trains_the_architecture_it_is_given(monkeypatch):
     def spy(architecture, mode, **options):
         model = build(architecture, mode, **options)
         units = [u for u in model.layers if isinstance(u, keras_svp.SVPUnit)]
-        built.append((architecture, [u.projection_dim for u in units]))
+        built.append(
+            (
+                architecture,
+                [u.projection_dim for u in units],
+                [u.projection_pool_size for u in units],
+            )
+        )
         return model
 
+    load = accuracy.load_data
+
+    def digits_16x16(*args, **kwargs):
+        # The CNN's last map is 1x1 on 8x8 digits, too small to pool; at
+        # 16x16 it is 2x2.
+        (x, y), (x_test, y_test) = load(*args, **kwargs)
+        return (np.kron(x, np.ones((1, 2, 2, 1), x.dtype)), y), (
+            np.kron(x_test, np.ones((1, 2, 2, 1), x.dtype)),
+            y_test,
+        )
+
     monkeypatch.setattr(accuracy, "build_model", spy)
+    monkeypatch.setattr(accuracy, "load_data", digits_16x16)
     rows = accuracy.ablation_runs(
         1,
         (0,),
-        variants=["default", "projection_dim=32"],
+        variants=["default", "projection_dim=32", "projection_pool_size=2"],
         architecture="cnn",
         **{k: v for k, v in TINY.items() if k != "epochs"},
     )
     assert [(r["architecture"], r["variant"]) for r in rows] == [
         ("cnn", "default"),
         ("cnn", "projection_dim=32"),
+        ("cnn", "projection_pool_size=2"),
     ]
     for row in rows:
         check_row(row)
     # The variants differ in the CNN's units, not only in the row's label.
-    assert built == [("cnn", [10, 10, 10]), ("cnn", [32, 32, 32])]
+    assert built == [
+        ("cnn", [10, 10, 10], [None] * 3),
+        ("cnn", [32, 32, 32], [None] * 3),
+        ("cnn", [10, 10, 10], [2] * 3),
+    ]
     with pytest.raises(ValueError, match="architecture must be one of"):
         accuracy.ablation_runs(1, (0,), dataset="digits", architecture="vgg")
 

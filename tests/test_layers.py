@@ -396,6 +396,17 @@ def test_projection_pool_size_needs_feature_map():
         RandomProjection(3, pool_size=2).build((2, 5, 6))
 
 
+def test_projection_pool_size_larger_than_the_map_is_rejected():
+    # A 1x1 map pooled 2x2 would leave a zero-width projection.
+    layer = SVPConv2D(
+        4, 3, pool_size=2, projection_pool_size=2, projection_dim=3, name="late"
+    )
+    with pytest.raises(ValueError, match="unit 'late'.*larger than the 1x1"):
+        layer.build((None, 3, 3, 2))
+    with pytest.raises(ValueError, match="smaller projection_pool_size"):
+        RandomProjection(3, pool_size=(1, 3)).build((2, 4, 2, 5))
+
+
 def test_flatten_needs_known_shape():
     with pytest.raises(ValueError, match="flatten"):
         SVPBlock([keras.layers.Dense(4)], projection_dim=3).build((None, None, 6))

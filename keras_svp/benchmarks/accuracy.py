@@ -49,8 +49,13 @@ UNIT_KNOBS = (
     "projection_dropout",
     "projection_scale",
     "projection_dim",
+    "alignment_target",
+    "projection_pool_size",
 )
 MODEL_KNOBS = ("input_alignment",)
+# Knobs only a unit with a feature map takes: variants that change them are
+# left out of a dense network's ablation.
+FEATURE_MAP_KNOBS = ("projection_pool_size",)
 
 # Each variant changes one knob; a variant whose settings equal the package
 # defaults is the same model as "default" and is skipped (see
@@ -67,6 +72,8 @@ ABLATION_VARIANTS = (
     ("projection_dim=128", {"projection_dim": 128}),
     ("input_alignment=False", {"input_alignment": False}),
     ("input_alignment=True", {"input_alignment": True}),
+    ("alignment_target=activation", {"alignment_target": "activation"}),
+    ("projection_pool_size=2", {"projection_pool_size": 2}),
 )
 
 
@@ -93,22 +100,28 @@ def package_defaults(num_classes=10):
     return found
 
 
-def ablation_variants(num_classes=10):
+def ablation_variants(num_classes=10, architecture="mlp"):
     """The ablation's variants, without those identical to the defaults.
 
     Args:
         num_classes: number of classes (the default projection size).
+        architecture: the network the variants are for; the MLP leaves out
+            the variants of knobs only convolutional units take
+            (`FEATURE_MAP_KNOBS`).
 
     Returns:
         A list of `(name, settings)`: `settings` holds every knob of
         `package_defaults` with the variant's change applied. `"default"`
         comes first.
     """
+    _check_architecture(architecture)
     defaults = package_defaults(num_classes)
     variants = []
     for name, change in ABLATION_VARIANTS:
         settings = {**defaults, **change}
         if name != "default" and settings == defaults:
+            continue
+        if architecture == "mlp" and set(change) & set(FEATURE_MAP_KNOBS):
             continue
         variants.append((name, settings))
     return variants
@@ -430,8 +443,12 @@ def ablation_runs(
     The variants (`ablation_variants`): the package defaults; no alignment
     (`alignment_weight=0`); projection dropout 0 and 0.1;
     projection scale `"fan_in"` and `"jl"`; projection size 10, 32 and 128;
-    `input_alignment` False and True. A variant identical to the defaults is
-    left out, since `"default"` already measures it.
+    `input_alignment` False and True; alignment of the reduced activations
+    instead of the projections (`alignment_target="activation"`); and, on
+    a CNN, the projection of a 2x2 average-pooled map
+    (`projection_pool_size=2`, the memory saver for wide maps). A variant
+    identical to the defaults is left out, since `"default"` already
+    measures it.
 
     Args:
         epochs: training epochs.
@@ -455,15 +472,24 @@ def ablation_runs(
         `"ablation"`, `mode` `"svp"`, the `architecture`, a `variant`
         name, and the resolved value of every ablated knob
         (`alignment_weight`, `projection_dropout`, `projection_scale`,
-        `projection_dim`, `input_alignment`).
+        `projection_dim`, `alignment_target`, `projection_pool_size`,
+        `input_alignment`).
     """
     _check_epochs(epochs)
     _check_architecture(architecture)
     data = load_data(dataset, train_limit)
-    chosen = ablation_variants(_num_classes(data))
+    chosen = ablation_variants(_num_classes(data), architecture)
     if variants is not None:
         known = {name for name, _ in chosen}
         unknown = set(variants) - known
+        convolutional = unknown & {name for name, _ in ABLATION_VARIANTS}
+        if convolutional:
+            raise ValueError(
+                f"Ablation variants {sorted(convolutional)} change a knob of "
+                f"convolutional units only; the {architecture!r} network has "
+                "none. Leave them out, or ablate a CNN (architecture 'cnn' "
+                "or 'cnn-conv-head')."
+            )
         if unknown:
             raise ValueError(
                 f"Unknown ablation variants {sorted(unknown)}; known: {sorted(known)}."

@@ -121,7 +121,10 @@ class SVPUnit(keras.layers.Layer):
             seed=self.seed,
             name="projection",
         )
-        self.projection.build(self.compute_output_shape(input_shape))
+        try:
+            self.projection.build(self.compute_output_shape(input_shape))
+        except ValueError as error:
+            raise ValueError(f"SVP unit '{self.name}': {error}") from error
 
     def project(self, h, training=None):
         """`z = reduce(h) @ R̃`, float32, shape `(batch, projection_dim)`."""
