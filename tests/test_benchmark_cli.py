@@ -418,6 +418,81 @@ def test_accuracy_table_names_the_rate_only_when_runs_differ_in_it():
     assert "| cnn svp, Adam 0.008 | 90.50 ± 0.71 (2) |" in table
 
 
+def _accuracy_row(mode, seed, value, epochs=5, rate=1e-3):
+    return {
+        "benchmark": "accuracy",
+        "backend": "jax",
+        "architecture": "mlp",
+        "mode": mode,
+        "seed": seed,
+        "epochs": epochs,
+        "learning_rate": rate,
+        "test_accuracy": value,
+        "train_accuracy": None,
+        "train_seconds": 1.0,
+    }
+
+
+def test_paired_difference_table_pairs_the_seeds_run_in_both_modes():
+    rows = [
+        _accuracy_row("svp", 1, 0.905),
+        _accuracy_row("bp", 0, 0.90),
+        _accuracy_row("svp", 0, 0.89),
+        _accuracy_row("bp", 1, 0.90),
+        _accuracy_row("svp", 2, 0.95),  # no BP run of seed 2: left out
+    ]
+    table = report.paired_difference_table(rows)
+    # Seed 0: -1.00, seed 1: +0.50; mean -0.25, sample std 1.06.
+    assert "| mlp | jax | -0.25 ± 1.06 | 2 | -1.00, +0.50 |" in table
+    assert report.paired_difference_table(rows[-1:]) == ""
+    text = report.markdown(rows[-1:])
+    assert "paired by seed" not in text and "mlp svp" in text
+    assert "paired by seed" in report.markdown(rows)
+
+
+def _results(folder, rows):
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps(rows))
+    (folder / "context.json").write_text(
+        json.dumps({"command": f"python -m keras_svp.benchmarks --out {folder}"})
+    )
+    return str(folder)
+
+
+def test_combine_reports_the_rows_of_several_runs_together(tmp_path):
+    first = _results(
+        tmp_path / "a",
+        [_accuracy_row("svp", 0, 0.89), _accuracy_row("bp", 0, 0.90)],
+    )
+    second = _results(
+        tmp_path / "b",
+        [_accuracy_row("svp", 1, 0.91), _accuracy_row("bp", 1, 0.90)],
+    )
+    out = tmp_path / "both"
+    assert main(["--combine", f"{first},{second}", "--out", str(out)]) == 0
+    assert len(json.loads((out / "results.json").read_text())) == 4
+    text = (out / "results.md").read_text()
+    assert "| mlp svp | 90.00 ± 1.41 (2) |" in text
+    assert "| mlp | jax | +0.00 ± 1.41 | 2 | -1.00, +1.00 |" in text
+    # Every row's origin is named.
+    assert f"rows of {first}: command: python -m keras_svp.benchmarks" in text
+    context = json.loads((out / "context.json").read_text())
+    assert context["command"].endswith(f"--combine {first},{second} --out {out}")
+
+
+def test_combine_refuses_what_the_report_would_mix_up(tmp_path, capsys):
+    five = _results(tmp_path / "five", [_accuracy_row("svp", 0, 0.89)])
+    ten = _results(tmp_path / "ten", [_accuracy_row("svp", 1, 0.9, epochs=10)])
+    out = str(tmp_path / "out")
+    with pytest.raises(SystemExit, match=r"differ in \['epochs'\]"):
+        main(["--combine", f"{five},{ten}", "--out", out])
+    with pytest.raises(SystemExit, match="seed 0 .* appears twice"):
+        main(["--combine", f"{five},{five}", "--out", out])
+    with pytest.raises(SystemExit):
+        parse_args(["--combine", str(tmp_path / "nothing")])
+    assert "holding results.json" in capsys.readouterr().err
+
+
 def test_ablation_table_names_the_architecture():
     rows = [
         {

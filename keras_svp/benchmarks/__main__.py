@@ -209,8 +209,27 @@ def parse_args(argv=None):
         action="store_true",
         help="only re-render results.md and the plot from --out's JSON",
     )
+    parser.add_argument(
+        "--combine",
+        help="comma-separated result folders: write their rows together into "
+        "--out (results.json, results.md) without running anything, e.g. two "
+        "runs of the same model with different seeds",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.combine is not None:
+        args.combine = [path for path in args.combine.split(",") if path]
+        missing = [
+            path
+            for path in args.combine
+            if not os.path.isfile(os.path.join(path, "results.json"))
+        ]
+        if missing or not args.combine:
+            parser.error(
+                f"--combine needs result folders holding results.json; "
+                f"{missing or 'none given'} has none. Give the --out folders "
+                "of earlier runs."
+            )
     profile = PROFILES["quick" if args.quick else "full"]
     for key, value in profile.items():
         if getattr(args, key, None) is None:
@@ -559,6 +578,76 @@ def render(out):
         progress(f"plot: {plot}")
 
 
+def combine(folders, out, argv=None):
+    """Writes the rows of several result folders together into `out`.
+
+    The context names the folders and each one's command, machine and
+    versions, so that the report says where every row came from.
+    """
+    rows = report.load_json([os.path.join(path, "results.json") for path in folders])
+    _check_combinable(rows, folders)
+    contexts = []
+    for path in folders:
+        with open(os.path.join(path, "context.json")) as f:
+            contexts.append(json.load(f))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    context = {"command": "python -m keras_svp.benchmarks " + " ".join(argv)}
+    for path, earlier in zip(folders, contexts):
+        context[f"rows of {path}"] = "; ".join(
+            f"{key}: {earlier[key]}"
+            for key in ("command", "machine", "versions")
+            if key in earlier
+        )
+    report.save_json(rows, os.path.join(out, "results.json"))
+    with open(os.path.join(out, "context.json"), "w") as f:
+        json.dump(context, f, indent=1)
+    render(out)
+
+
+def _check_combinable(rows, folders):
+    """Refuses rows that the report would mix up: the same run twice, or
+    runs of one model whose budgets or options differ (they would be
+    averaged as one)."""
+    from keras_svp.benchmarks.accuracy import PER_RUN_KEYS
+
+    configs, runs = {}, set()
+    for row in rows:
+        if row["benchmark"] not in ("accuracy", "ablation"):
+            continue
+        label = tuple(
+            row.get(key)
+            for key in (
+                "benchmark",
+                "backend",
+                "architecture",
+                "mode",
+                "learning_rate",
+                "variant",
+            )
+        )
+        config = {k: v for k, v in row.items() if k not in PER_RUN_KEYS}
+        differing = sorted(
+            key
+            for key in set(config) | set(configs.get(label, config))
+            if config.get(key) != configs.get(label, config).get(key)
+        )
+        if differing:
+            raise SystemExit(
+                f"--combine: the {' '.join(str(v) for v in label if v)} runs in "
+                f"{', '.join(folders)} differ in {differing}; the report would "
+                "average them as one model. Combine runs of the same budget "
+                "and options only."
+            )
+        configs[label] = config
+        if (label, row.get("seed")) in runs:
+            raise SystemExit(
+                f"--combine: seed {row.get('seed')} of "
+                f"{' '.join(str(v) for v in label if v)} appears twice in "
+                f"{', '.join(folders)}; combine folders of different seeds."
+            )
+        runs.add((label, row.get("seed")))
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -572,6 +661,9 @@ def main(argv=None):
         return 0
     if args.summarize:
         render(args.out)
+        return 0
+    if args.combine:
+        combine(args.combine, args.out, argv)
         return 0
     argv = list(sys.argv[1:] if argv is None else argv)
     paths, started = [], time.time()

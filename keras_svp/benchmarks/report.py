@@ -235,10 +235,10 @@ def memory_traffic_table(rows):
     return text + ".\n\n" + _table(header, lines)
 
 
-def _mean_std(values):
+def _mean_std(values, signed=False):
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+    return f"{100 * mean:{'+' if signed else ''}.2f} ± {100 * std:.2f}"
 
 
 def accuracy_table(rows, benchmark="accuracy", key="architecture"):
@@ -248,9 +248,7 @@ def accuracy_table(rows, benchmark="accuracy", key="architecture"):
     for row in rows:
         if row["benchmark"] == benchmark:
             detail = row["mode"] if key == "architecture" else row[key]
-            label = f"{row['architecture']} {detail}"
-            if len(rates) > 1:
-                label += f", Adam {row['learning_rate']:g}"
+            label = _accuracy_label(row, rates, detail)
             groups[(label, row["backend"])].append(row["test_accuracy"])
     if not groups:
         return ""
@@ -269,6 +267,51 @@ def accuracy_table(rows, benchmark="accuracy", key="architecture"):
     return _table(header, lines)
 
 
+def _accuracy_label(row, rates, detail=None):
+    """`"cnn"`, `"cnn svp"`, or `"cnn svp, Adam 0.008"` where rates differ."""
+    label = row["architecture"] if detail is None else f"{row['architecture']} {detail}"
+    if len(rates) > 1:
+        label += f", Adam {row['learning_rate']:g}"
+    return label
+
+
+def paired_difference_table(rows):
+    """SVP's test accuracy minus BP's, seed by seed, per model and backend.
+
+    Both modes of a seed start from the same seed and see the same data, so
+    the per-seed difference is less noisy than the difference of the two
+    means; the table shows its mean ± std, the seeds, and each difference.
+    Only seeds run in both modes count. Empty when there are none.
+    """
+    accuracy = [row for row in rows if row["benchmark"] == "accuracy"]
+    rates = {row.get("learning_rate") for row in accuracy}
+    by_seed = defaultdict(dict)
+    for row in accuracy:
+        key = (_accuracy_label(row, rates), row["backend"], row.get("seed"))
+        by_seed[key][row["mode"]] = row["test_accuracy"]
+    differences = defaultdict(list)
+    for (label, backend, seed), modes in by_seed.items():
+        if "svp" in modes and "bp" in modes:
+            differences[(label, backend)].append((seed, modes["svp"] - modes["bp"]))
+    lines = []
+    for (label, backend), pairs in differences.items():
+        pairs.sort(key=lambda pair: (pair[0] is None, pair[0]))
+        values = [value for _, value in pairs]
+        lines.append(
+            [
+                label,
+                backend,
+                _mean_std(values, signed=True),
+                len(values),
+                ", ".join(f"{100 * value:+.2f}" for value in values),
+            ]
+        )
+    if not lines:
+        return ""
+    header = ["model", "backend", "SVP - BP, points", "seeds", "per seed"]
+    return _table(header, lines)
+
+
 def markdown(rows, title="keras-svp benchmark", context=None):
     parts = [f"# {title}"]
     if context:
@@ -283,6 +326,11 @@ def markdown(rows, title="keras-svp benchmark", context=None):
         ("Median training-step time vs depth", "speed", speed_table),
         ("Test accuracy, mean ± std over seeds", "accuracy", accuracy_table),
         (
+            "SVP minus BP, paired by seed (mean ± std)",
+            "accuracy",
+            paired_difference_table,
+        ),
+        (
             "Ablation of SVP, one option changed at a time",
             "ablation",
             lambda r: accuracy_table(r, "ablation", "variant"),
@@ -290,7 +338,9 @@ def markdown(rows, title="keras-svp benchmark", context=None):
     ]
     for heading, benchmark, render in sections:
         if any(row["benchmark"] == benchmark for row in rows):
-            parts.append(f"## {heading}\n\n{render(rows)}")
+            table = render(rows)
+            if table:
+                parts.append(f"## {heading}\n\n{table}")
     return "\n\n".join(parts) + "\n"
 
 
