@@ -51,6 +51,46 @@ def test_step_times_count_the_memory_each_step_takes_from_the_kernel():
         assert result["host_reclaimed_mib"] == results["fresh"]["host_reclaimed_mib"]
 
 
+def test_fit_loop_times_the_steps_fit_runs():
+    from keras_svp.benchmarks import models as benchmark_models
+
+    model = benchmark_models.build_mlp(2, 16, "svp")
+    x, y = benchmark_models.synthetic_batch(8, 16)
+    fit, calls = model.fit, []
+
+    def counting_fit(inputs, labels, **kwargs):
+        calls.append((len(inputs), kwargs["batch_size"], kwargs["epochs"]))
+        return fit(inputs, labels, **kwargs)
+
+    model.fit = counting_fit
+    result = speed.step_times({"svp": model}, x, y, 1, 2, loop="fit")["svp"]
+    # One warm-up and two timed fit calls, each of FIT_STEPS batches.
+    assert calls == [(8 * speed.FIT_STEPS, 8, 1)] * 3
+    assert result["loop"] == "fit" and result["repeats"] == 2
+    assert result["step_ms"] >= result["step_ms_min"] > 0
+    assert model.optimizer.iterations.numpy() == 3 * speed.FIT_STEPS
+    with pytest.raises(ValueError, match="loop must be one of"):
+        speed.step_times({"svp": model}, x, y, loop="predict")
+
+
+def test_speed_loop_is_an_option_and_is_reported():
+    assert parse_args([]).speed_loop == "train_on_batch"
+    args = parse_args(["--only", "speed", "--speed-loop", "fit"])
+    assert args.speed_loop == "fit"
+    assert "steps timed inside fit" in profile_text(args)
+    with pytest.raises(SystemExit):
+        parse_args(["--speed-loop", "predict"])
+    rows = [
+        {"benchmark": "speed", "backend": "jax", "depth": 2, "mode": mode}
+        | {"step_ms": 1.0, "loop": "fit"}
+        for mode in ("bp", "svp")
+    ]
+    assert report.speed_table(rows).startswith("Keras' steps timed inside `fit`")
+    for row in rows:
+        row["loop"] = "train_on_batch"
+    assert "inside `fit`" not in report.speed_table(rows)
+
+
 def test_retained_memory_is_reused_not_faulted_in_again():
     # The allocator settings the workers get: a freed 64 MiB block serves
     # the next step, which then faults nothing in; glibc's defaults map a

@@ -147,6 +147,15 @@ def parse_args(argv=None):
         "or 'all' (the default)",
     )
     parser.add_argument(
+        "--speed-loop",
+        choices=speed.LOOPS,
+        default="train_on_batch",
+        help="how the step-time benchmark runs the steps it times: one "
+        "train_on_batch call per step (the default), or fit calls of "
+        f"{speed.FIT_STEPS} steps each, the step as fit runs it (train_on_batch "
+        "adds a cost per call: on JAX it gathers and writes back every variable)",
+    )
+    parser.add_argument(
         "--image-batch-size", type=int, help="architectures: images per batch"
     )
     parser.add_argument(
@@ -414,7 +423,9 @@ def _run_benchmarks(args):
                 )
                 for mode in ("bp", "svp")
             }
-            results = speed.step_times(pair, x, y, repeats=args.speed_repeats)
+            results = speed.step_times(
+                pair, x, y, repeats=args.speed_repeats, loop=args.speed_loop
+            )
             for mode, result in results.items():
                 rows.append(
                     {
@@ -509,6 +520,8 @@ def profile_text(args):
         text = f"MLP width {args.width}, batch {args.batch_size}, depths {args.depths}"
         if "speed" in args.only and args.speed_depths != args.depths:
             text += f" (step time at depths {args.speed_depths})"
+        if "speed" in args.only and args.speed_loop == "fit":
+            text += f", steps timed inside fit ({speed.FIT_STEPS} per call)"
         if args.activation:
             text += f", {args.activation} units"
         parts.append(text)

@@ -196,7 +196,12 @@ def speed_table(rows):
             svp = index.get(("jax", depth, "svp"), {}).get("step_ms")
             line += [_fmt(ref), _fmt(svp / ref if ref and svp else None, 2)]
     traffic = memory_traffic_table(rows)
-    return _table(header, lines) + ("\n\n" + traffic if traffic else "")
+    text = _table(header, lines) + ("\n\n" + traffic if traffic else "")
+    loops = {row.get("loop") for row in rows if row["benchmark"] == "speed"}
+    if "fit" in loops:
+        # Keras' steps only: the hand-written step is timed as it always is.
+        text = "Keras' steps timed inside `fit` (per step).\n\n" + text
+    return text
 
 
 def memory_traffic_table(rows):

@@ -4,6 +4,7 @@ import statistics
 import time
 
 import keras
+import numpy as np
 
 # The Linux guest kernels of some virtual machines (this project's
 # Firecracker VMs among them) hand free memory back to the host ("free page
@@ -51,7 +52,21 @@ def _mib_of_pages(pages):
     return pages * resource.getpagesize() / 2**20
 
 
-def step_times(models, x, y, warmup=3, repeats=10):
+# How `step_times` runs the steps it times.
+LOOPS = ("train_on_batch", "fit")
+# Steps per timed `fit` call: its per-call cost (data adapter, callbacks,
+# and on JAX gathering and writing back the variables) is shared by them.
+FIT_STEPS = 10
+
+
+def _run_steps(model, x, y, loop, batches):
+    if loop == "train_on_batch":
+        model.train_on_batch(x, y)
+    else:
+        model.fit(*batches, batch_size=len(x), epochs=1, verbose=0, shuffle=False)
+
+
+def step_times(models, x, y, warmup=3, repeats=10, loop="train_on_batch"):
     """Times training steps of several models on one batch, interleaved.
 
     The models take turns, one step each, so that a change in the machine's
@@ -59,6 +74,13 @@ def step_times(models, x, y, warmup=3, repeats=10):
     their ratios stay meaningful. Each step is `model.train_on_batch`, which
     returns the logs as NumPy values, so the step has finished on the device
     when the clock stops.
+
+    With `loop="fit"` each timed sample is instead one `fit` call over
+    `FIT_STEPS` copies of the batch, and its time divided by `FIT_STEPS`:
+    the step as `fit` runs it, where `train_on_batch` adds a cost per call
+    that `fit` pays once per call (on JAX, gathering every variable into
+    the compiled step's state and writing it back; on every backend,
+    resetting the metrics). Warm-up counts `fit` calls then.
 
     Besides time, each step's memory traffic with the operating system is
     counted, because it can cost more than the arithmetic: the memory the
@@ -71,12 +93,14 @@ def step_times(models, x, y, warmup=3, repeats=10):
         models: a dict from a name to a compiled model.
         x, y: one batch.
         warmup: steps each model runs first, not timed (compilation, caches).
-        repeats: timed steps per model.
+        repeats: timed steps (with `loop="fit"`: timed `fit` calls) per
+            model.
+        loop: `"train_on_batch"` or `"fit"`.
 
     Returns:
         A dict from each name to a dict with `step_ms` (median),
-        `step_ms_min`, `repeats`, `backend`, `faulted_mib` and
-        `host_reclaimed_mib`. `faulted_mib` is the median MiB faulted in
+        `step_ms_min`, `repeats`, `backend`, `loop`, `faulted_mib` and
+        `host_reclaimed_mib` (per step). `faulted_mib` is the median MiB faulted in
         per step, page faults times the page size (a fault that maps a
         huge page counts as one small page), None where the platform does
         not count page faults. `host_reclaimed_mib` is the MiB the guest
@@ -84,9 +108,15 @@ def step_times(models, x, y, warmup=3, repeats=10):
         of every model; a figure of the whole round, the same for every
         model), None where the kernel does not report it.
     """
+    if loop not in LOOPS:
+        raise ValueError(f"loop must be one of {LOOPS}, got {loop!r}.")
+    steps = 1 if loop == "train_on_batch" else FIT_STEPS
+    batches = None
+    if loop == "fit":
+        batches = (np.concatenate([x] * steps), np.concatenate([y] * steps))
     for model in models.values():
         for _ in range(warmup):
-            model.train_on_batch(x, y)
+            _run_steps(model, x, y, loop, batches)
     times = {name: [] for name in models}
     faults = {name: [] for name in models}
     reported_before = _reported_kib()
@@ -94,20 +124,22 @@ def step_times(models, x, y, warmup=3, repeats=10):
         for name, model in models.items():
             faults_before = _page_faults()
             start = time.perf_counter()
-            model.train_on_batch(x, y)
-            times[name].append(time.perf_counter() - start)
+            _run_steps(model, x, y, loop, batches)
+            times[name].append((time.perf_counter() - start) / steps)
             if faults_before is not None:
-                faults[name].append(_mib_of_pages(_page_faults() - faults_before))
+                faulted = _page_faults() - faults_before
+                faults[name].append(_mib_of_pages(faulted) / steps)
     reported_after = _reported_kib()
     reclaimed = None
     if reported_before is not None and reported_after is not None:
-        reclaimed = (reported_after - reported_before) / 1024 / repeats
+        reclaimed = (reported_after - reported_before) / 1024 / repeats / steps
     return {
         name: {
             "step_ms": 1e3 * statistics.median(t),
             "step_ms_min": 1e3 * min(t),
             "repeats": repeats,
             "backend": keras.backend.backend(),
+            "loop": loop,
             "faulted_mib": statistics.median(faults[name]) if faults[name] else None,
             "host_reclaimed_mib": reclaimed,
         }
