@@ -54,16 +54,15 @@ def _mib_of_pages(pages):
 
 # How `step_times` runs the steps it times.
 LOOPS = ("train_on_batch", "fit")
-# Steps per timed `fit` call: its per-call cost (data adapter, callbacks,
-# and on JAX gathering and writing back the variables) is shared by them.
+# With loop="fit", each sample times a `fit` call of FIT_STEPS steps and one
+# of twice as many: their difference is FIT_STEPS steps as `fit` runs them,
+# without the per-call cost both share (data adapter, callbacks, and on JAX
+# gathering and writing back the variables).
 FIT_STEPS = 10
 
 
-def _run_steps(model, x, y, loop, batches):
-    if loop == "train_on_batch":
-        model.train_on_batch(x, y)
-    else:
-        model.fit(*batches, batch_size=len(x), epochs=1, verbose=0, shuffle=False)
+def _fit(model, batches, batch_size):
+    model.fit(*batches, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
 
 
 def step_times(models, x, y, warmup=3, repeats=10, loop="train_on_batch"):
@@ -75,12 +74,15 @@ def step_times(models, x, y, warmup=3, repeats=10, loop="train_on_batch"):
     returns the logs as NumPy values, so the step has finished on the device
     when the clock stops.
 
-    With `loop="fit"` each timed sample is instead one `fit` call over
-    `FIT_STEPS` copies of the batch, and its time divided by `FIT_STEPS`:
-    the step as `fit` runs it, where `train_on_batch` adds a cost per call
-    that `fit` pays once per call (on JAX, gathering every variable into
-    the compiled step's state and writing it back; on every backend,
-    resetting the metrics). Warm-up counts `fit` calls then.
+    With `loop="fit"` each timed sample is the step as `fit` runs it, with
+    no callback that would wait for each step's logs: a `fit` call over
+    `FIT_STEPS` copies of the batch and one over twice as many are timed,
+    and their difference divided by `FIT_STEPS`. `train_on_batch` adds a
+    cost to every call that `fit` pays once per call (on JAX, gathering
+    every variable into the compiled step's state and writing it back; on
+    every backend, resetting the metrics and converting the data), and
+    the difference cancels that cost. Warm-up counts pairs of `fit` calls
+    then, and the page faults are the difference's too.
 
     Besides time, each step's memory traffic with the operating system is
     counted, because it can cost more than the arithmetic: the memory the
@@ -110,13 +112,11 @@ def step_times(models, x, y, warmup=3, repeats=10, loop="train_on_batch"):
     """
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {LOOPS}, got {loop!r}.")
-    steps = 1 if loop == "train_on_batch" else FIT_STEPS
-    batches = None
     if loop == "fit":
-        batches = (np.concatenate([x] * steps), np.concatenate([y] * steps))
+        return _fit_step_times(models, x, y, warmup, repeats)
     for model in models.values():
         for _ in range(warmup):
-            _run_steps(model, x, y, loop, batches)
+            model.train_on_batch(x, y)
     times = {name: [] for name in models}
     faults = {name: [] for name in models}
     reported_before = _reported_kib()
@@ -124,15 +124,52 @@ def step_times(models, x, y, warmup=3, repeats=10, loop="train_on_batch"):
         for name, model in models.items():
             faults_before = _page_faults()
             start = time.perf_counter()
-            _run_steps(model, x, y, loop, batches)
-            times[name].append((time.perf_counter() - start) / steps)
+            model.train_on_batch(x, y)
+            times[name].append(time.perf_counter() - start)
             if faults_before is not None:
-                faulted = _page_faults() - faults_before
-                faults[name].append(_mib_of_pages(faulted) / steps)
+                faults[name].append(_mib_of_pages(_page_faults() - faults_before))
     reported_after = _reported_kib()
     reclaimed = None
     if reported_before is not None and reported_after is not None:
-        reclaimed = (reported_after - reported_before) / 1024 / repeats / steps
+        reclaimed = (reported_after - reported_before) / 1024 / repeats
+    return _results(times, faults, repeats, "train_on_batch", reclaimed)
+
+
+def _fit_step_times(models, x, y, warmup, repeats):
+    """`step_times(..., loop="fit")`: differences of `fit` calls, see there."""
+    short = (np.concatenate([x] * FIT_STEPS), np.concatenate([y] * FIT_STEPS))
+    long = (np.concatenate(short[:1] * 2), np.concatenate(short[1:] * 2))
+    for model in models.values():
+        for _ in range(warmup):
+            _fit(model, short, len(x))
+            _fit(model, long, len(x))
+    times = {name: [] for name in models}
+    faults = {name: [] for name in models}
+    reported_before = _reported_kib()
+    for _ in range(repeats):
+        for name, model in models.items():
+            spent = []
+            for batches in (short, long):
+                faults_before = _page_faults()
+                start = time.perf_counter()
+                _fit(model, batches, len(x))
+                spent.append((time.perf_counter() - start, faults_before))
+                if faults_before is not None:
+                    spent[-1] = (spent[-1][0], _page_faults() - faults_before)
+            (short_s, short_faults), (long_s, long_faults) = spent
+            times[name].append((long_s - short_s) / FIT_STEPS)
+            if short_faults is not None:
+                faulted = max(long_faults - short_faults, 0)
+                faults[name].append(_mib_of_pages(faulted) / FIT_STEPS)
+    reported_after = _reported_kib()
+    reclaimed = None
+    if reported_before is not None and reported_after is not None:
+        # Per round of FIT_STEPS * 3 steps of every model: per step.
+        reclaimed = (reported_after - reported_before) / 1024 / repeats / FIT_STEPS / 3
+    return _results(times, faults, repeats, "fit", reclaimed)
+
+
+def _results(times, faults, repeats, loop, reclaimed):
     return {
         name: {
             "step_ms": 1e3 * statistics.median(t),
