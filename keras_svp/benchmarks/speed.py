@@ -80,7 +80,7 @@ def step_times(models, x, y, warmup=3, repeats=10, loop="train_on_batch"):
     and their difference divided by `FIT_STEPS`. `train_on_batch` adds a
     cost to every call that `fit` pays once per call (on JAX, gathering
     every variable into the compiled step's state and writing it back; on
-    every backend, resetting the metrics and converting the data), and
+    every backend, resetting the metrics), and
     the difference cancels that cost. Warm-up counts pairs of `fit` calls
     then, and the page faults are the difference's too.
 
