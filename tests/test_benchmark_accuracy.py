@@ -177,6 +177,11 @@ def test_ablation_runs_subset_and_unknown_variant():
         accuracy.ablation_runs(
             1, (0,), dataset="digits", variants=["projection_pool_size=2"]
         )
+    # A variant the defaults already are is not taken for a convolutional one.
+    with pytest.raises(ValueError, match="Unknown ablation variants"):
+        accuracy.ablation_runs(
+            1, (0,), dataset="digits", variants=["projection_dropout=0"]
+        )
 
 
 def test_ablation_trains_the_architecture_it_is_given(monkeypatch):

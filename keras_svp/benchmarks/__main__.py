@@ -151,9 +151,10 @@ def parse_args(argv=None):
         choices=speed.LOOPS,
         default="train_on_batch",
         help="how the step-time benchmark runs the steps it times: one "
-        "train_on_batch call per step (the default), or fit calls of "
-        f"{speed.FIT_STEPS} steps each, the step as fit runs it (train_on_batch "
-        "adds a cost per call: on JAX it gathers and writes back every variable)",
+        "train_on_batch call per step (the default), or inside fit: the "
+        f"difference of fit calls of {speed.FIT_STEPS} and "
+        f"{2 * speed.FIT_STEPS} steps, per step (train_on_batch adds a cost "
+        "per call: on JAX it gathers and writes back every variable)",
     )
     parser.add_argument(
         "--image-batch-size", type=int, help="architectures: images per batch"
@@ -521,7 +522,10 @@ def profile_text(args):
         if "speed" in args.only and args.speed_depths != args.depths:
             text += f" (step time at depths {args.speed_depths})"
         if "speed" in args.only and args.speed_loop == "fit":
-            text += f", steps timed inside fit ({speed.FIT_STEPS} per call)"
+            text += (
+                f", steps timed inside fit (fit calls of {speed.FIT_STEPS} and "
+                f"{2 * speed.FIT_STEPS} steps, their difference per step)"
+            )
         if args.activation:
             text += f", {args.activation} units"
         parts.append(text)

@@ -482,7 +482,11 @@ def ablation_runs(
     if variants is not None:
         known = {name for name, _ in chosen}
         unknown = set(variants) - known
-        convolutional = unknown & {name for name, _ in ABLATION_VARIANTS}
+        convolutional = {
+            name
+            for name, change in ABLATION_VARIANTS
+            if name in unknown and set(change) & set(FEATURE_MAP_KNOBS)
+        }
         if convolutional:
             raise ValueError(
                 f"Ablation variants {sorted(convolutional)} change a knob of "
