@@ -312,11 +312,13 @@ def test_activation_reaches_memory_speed_and_rss_models(monkeypatch):
     monkeypatch.setattr(
         memory, "peak_rss", lambda *a, **kw: rss.append(kw) or {"rss_step_mib": 1.0}
     )
-    monkeypatch.setattr(
-        speed,
-        "step_times",
-        lambda pair, x, y, repeats: {mode: {"step_ms": 1.0} for mode in pair},
-    )
+    loops = []
+
+    def fake_step_times(pair, x, y, repeats, loop):
+        loops.append(loop)
+        return {mode: {"step_ms": 1.0} for mode in pair}
+
+    monkeypatch.setattr(speed, "step_times", fake_step_times)
     monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
     from keras_svp.benchmarks.__main__ import _run_benchmarks
 
@@ -330,8 +332,10 @@ def test_activation_reaches_memory_speed_and_rss_models(monkeypatch):
     assert ", relu units" in profile_text(args)
     built.clear()
     rss.clear()
-    _run_benchmarks(parse_args(flags))
+    _run_benchmarks(parse_args(flags + ["--speed-loop", "fit"]))
     assert built == [None] * 4 and all("activation" not in kw for kw in rss)
+    # The loop reaches the step-time benchmark.
+    assert loops == ["train_on_batch", "fit"]
 
 
 def test_rss_child_builds_the_units_with_the_activation_it_is_given():
