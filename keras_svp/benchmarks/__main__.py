@@ -643,10 +643,9 @@ def _check_combinable(rows, folders):
             )
         )
         config = {k: v for k, v in row.items() if k not in PER_RUN_KEYS}
+        first = configs.setdefault(label, config)
         differing = sorted(
-            key
-            for key in set(config) | set(configs.get(label, config))
-            if config.get(key) != configs.get(label, config).get(key)
+            key for key in set(config) | set(first) if config.get(key) != first.get(key)
         )
         if differing:
             raise SystemExit(
@@ -655,7 +654,6 @@ def _check_combinable(rows, folders):
                 "average them as one model. Combine runs of the same budget "
                 "and options only."
             )
-        configs[label] = config
         if (label, row.get("seed")) in runs:
             raise SystemExit(
                 f"--combine: seed {row.get('seed')} of "

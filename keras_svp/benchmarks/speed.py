@@ -112,61 +112,55 @@ def step_times(models, x, y, warmup=3, repeats=10, loop="train_on_batch"):
     """
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {LOOPS}, got {loop!r}.")
-    if loop == "fit":
-        return _fit_step_times(models, x, y, warmup, repeats)
-    for model in models.values():
-        for _ in range(warmup):
-            model.train_on_batch(x, y)
-    times = {name: [] for name in models}
-    faults = {name: [] for name in models}
-    reported_before = _reported_kib()
-    for _ in range(repeats):
-        for name, model in models.items():
-            faults_before = _page_faults()
-            start = time.perf_counter()
-            model.train_on_batch(x, y)
-            times[name].append(time.perf_counter() - start)
-            if faults_before is not None:
-                faults[name].append(_mib_of_pages(_page_faults() - faults_before))
-    reported_after = _reported_kib()
-    reclaimed = None
-    if reported_before is not None and reported_after is not None:
-        reclaimed = (reported_after - reported_before) / 1024 / repeats
-    return _results(times, faults, repeats, "train_on_batch", reclaimed)
+    if loop == "train_on_batch":
+        steps_per_sample = 1
 
+        def sample(model):
+            return _timed(lambda: model.train_on_batch(x, y))
 
-def _fit_step_times(models, x, y, warmup, repeats):
-    """`step_times(..., loop="fit")`: differences of `fit` calls, see there."""
-    short = (np.concatenate([x] * FIT_STEPS), np.concatenate([y] * FIT_STEPS))
-    long = (np.concatenate(short[:1] * 2), np.concatenate(short[1:] * 2))
-    for model in models.values():
-        for _ in range(warmup):
-            _fit(model, short, len(x))
-            _fit(model, long, len(x))
-    times = {name: [] for name in models}
-    faults = {name: [] for name in models}
-    reported_before = _reported_kib()
-    for _ in range(repeats):
-        for name, model in models.items():
-            spent = []
-            for batches in (short, long):
-                faults_before = _page_faults()
-                start = time.perf_counter()
-                _fit(model, batches, len(x))
-                spent.append((time.perf_counter() - start, faults_before))
-                if faults_before is not None:
-                    spent[-1] = (spent[-1][0], _page_faults() - faults_before)
-            (short_s, short_faults), (long_s, long_faults) = spent
-            times[name].append((long_s - short_s) / FIT_STEPS)
+    else:
+        short = (np.concatenate([x] * FIT_STEPS), np.concatenate([y] * FIT_STEPS))
+        long = (np.concatenate(short[:1] * 2), np.concatenate(short[1:] * 2))
+        steps_per_sample = 3 * FIT_STEPS
+
+        def sample(model):
+            short_s, short_faults = _timed(lambda: _fit(model, short, len(x)))
+            long_s, long_faults = _timed(lambda: _fit(model, long, len(x)))
+            faults = None
             if short_faults is not None:
-                faulted = max(long_faults - short_faults, 0)
-                faults[name].append(_mib_of_pages(faulted) / FIT_STEPS)
+                faults = max(long_faults - short_faults, 0) / FIT_STEPS
+            return (long_s - short_s) / FIT_STEPS, faults
+
+    for model in models.values():
+        for _ in range(warmup):
+            sample(model)
+    times = {name: [] for name in models}
+    faults = {name: [] for name in models}
+    reported_before = _reported_kib()
+    for _ in range(repeats):
+        for name, model in models.items():
+            seconds, faulted_mib = sample(model)
+            times[name].append(seconds)
+            if faulted_mib is not None:
+                faults[name].append(faulted_mib)
     reported_after = _reported_kib()
     reclaimed = None
     if reported_before is not None and reported_after is not None:
-        # Per round of FIT_STEPS * 3 steps of every model: per step.
-        reclaimed = (reported_after - reported_before) / 1024 / repeats / FIT_STEPS / 3
-    return _results(times, faults, repeats, "fit", reclaimed)
+        # Per round of samples (one of every model), per step of a sample.
+        reclaimed = (reported_after - reported_before) / 1024 / repeats
+        reclaimed /= steps_per_sample
+    return _results(times, faults, repeats, loop, reclaimed)
+
+
+def _timed(run):
+    """Seconds `run()` took and the MiB it faulted in (None if uncounted)."""
+    faults_before = _page_faults()
+    start = time.perf_counter()
+    run()
+    seconds = time.perf_counter() - start
+    if faults_before is None:
+        return seconds, None
+    return seconds, _mib_of_pages(_page_faults() - faults_before)
 
 
 def _results(times, faults, repeats, loop, reclaimed):
