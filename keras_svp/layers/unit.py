@@ -128,7 +128,7 @@ class SVPUnit(keras.layers.Layer):
 
     def project(self, h, training=None):
         """`z = reduce(h) @ R̃`, float32, shape `(batch, projection_dim)`."""
-        return self.projection(h, training=training)
+        return self.projection.project(h, training=training)
 
     def alignment_features(self, h, z):
         """What this unit aligns with its predecessor: `z` or `reduce(h)`."""
