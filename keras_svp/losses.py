@@ -128,12 +128,16 @@ def alignment_loss(a, b):
 def _per_pair(squared_sum, a):
     """`squared_sum` over the batch's pairs; 0 for fewer than two samples."""
     batch_size = a.shape[0]
-    if batch_size is not None:
+    if isinstance(batch_size, int):
         # A known batch size stays a Python number (see `_at_least`).
         if batch_size < 2:
             return ops.zeros_like(squared_sum)
         return squared_sum / float(batch_size * batch_size)
     batch_size = ops.shape(a)[0]
+    if not ops.is_tensor(batch_size):
+        # No size to read: a `keras.Input`'s unknown batch, or JAX's symbolic
+        # dimension while a `Lambda` layer infers its output. Count the rows.
+        batch_size = ops.sum(ops.ones_like(a[:, 0]))
     pairs = ops.cast(batch_size * batch_size, "float32")
     loss = squared_sum / ops.maximum(pairs, 1.0)
     return ops.where(batch_size < 2, ops.zeros_like(loss), loss)

@@ -236,6 +236,22 @@ def test_alignment_batch_size_one_is_zero():
         assert to_numpy(alignment_loss(zero.astype("float16"), b)) == 0.0
 
 
+def test_alignment_in_a_functional_model_of_unknown_batch():
+    # A Lambda layer infers its output from symbolic inputs of unknown batch
+    # size (on JAX, a symbolic dimension); the batch is only known later.
+    a_input, b_input = keras.Input((4,)), keras.Input((6,))
+    assert tuple(alignment_loss(a_input, b_input).shape) == ()
+    loss = keras.layers.Lambda(lambda ab: ops.reshape(alignment_loss(*ab), (1,)))(
+        [a_input, b_input]
+    )
+    model = keras.Model([a_input, b_input], loss)
+    a = random_normal((5, 4), seed=30).astype("float32")
+    b = random_normal((5, 6), seed=31).astype("float32")
+    value = model.predict([a, b], batch_size=5, verbose=0)
+    np.testing.assert_allclose(value, [np_alignment_loss(a, b)], atol=1e-5)
+    assert model.predict([a[:1], b[:1]], verbose=0).tolist() == [0.0]
+
+
 def test_alignment_with_zero_vectors_is_finite():
     a = random_normal((5, 4), seed=17).astype("float32")
     b = random_normal((5, 6), seed=18).astype("float32")
