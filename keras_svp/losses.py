@@ -41,8 +41,8 @@ def _unit_rows(x):
 
     Arithmetic on two tensors uses Python's operators, and a cast or a
     reshape happens only where needed: eager PyTorch pays Keras' dispatch
-    (10-40 us) for every `keras.ops` call, several times the arithmetic of
-    a unit's projection, while the operators go straight to the backend.
+    for every `keras.ops` call, more than the arithmetic of a unit's
+    projection costs, while the operators go straight to the backend.
     """
     x = _float32(x)
     if len(x.shape) != 2:

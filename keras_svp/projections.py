@@ -213,6 +213,12 @@ class RandomProjection(keras.layers.Layer):
         wrapper does to a built layer's input, casting it to the compute
         dtype, happens here, and only where the dtypes differ.
         """
+        if not self.built:
+            raise ValueError(
+                f"RandomProjection '{self.name}' is not built, so it has no "
+                "matrix yet. Call the layer once, or call build(input_shape), "
+                "before project()."
+            )
         h = ops.convert_to_tensor(h)
         if keras.backend.standardize_dtype(h.dtype) != self.compute_dtype:
             h = ops.cast(h, self.compute_dtype)
@@ -224,7 +230,7 @@ class RandomProjection(keras.layers.Layer):
             kernel = keras.random.dropout(
                 kernel, self.dropout, seed=self.seed_generator
             )
-        # The operator, not ops.matmul: a quarter of the dispatch on PyTorch.
+        # The operator, not ops.matmul: less of Keras' dispatch on PyTorch.
         return features @ kernel
 
     def compute_output_shape(self, input_shape):

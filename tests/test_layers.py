@@ -385,6 +385,16 @@ def test_cls_reduction_on_feature_map():
         RandomProjection(3, reduction="cls")(np.zeros((2, 6, 6, 3), "float32"))
 
 
+def test_projection_project_needs_a_built_layer():
+    projection = RandomProjection(3, seed=5)
+    x = np.ones((2, 4), "float32")
+    with pytest.raises(ValueError, match="not built"):
+        projection.project(x)
+    # Calling the layer builds it; project() then gives what the call gives.
+    z = ops.convert_to_numpy(projection(x))
+    np.testing.assert_array_equal(ops.convert_to_numpy(projection.project(x)), z)
+
+
 def test_svp_conv2d_rejects_2d_input():
     layer = SVPConv2D(4, 3, projection_dim=3)
     with pytest.raises(ValueError, match="ndim=4"):
