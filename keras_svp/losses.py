@@ -8,6 +8,8 @@ squared norms or underflow the cosine similarities.
 import keras
 from keras import ops
 
+from keras_svp.dtypes import as_dtype
+
 # Below this norm a vector counts as zero: its cosine similarities are 0,
 # never NaN.
 _EPSILON = 1e-12
@@ -44,19 +46,11 @@ def _unit_rows(x):
     for every `keras.ops` call, more than the arithmetic of a unit's
     projection costs, while the operators go straight to the backend.
     """
-    x = _float32(x)
+    x = as_dtype(x, "float32")
     if len(x.shape) != 2:
         x = ops.reshape(x, (ops.shape(x)[0], -1))
     squared_norm = ops.sum(x * x, axis=-1, keepdims=True)
     return x * ops.rsqrt(_at_least(squared_norm, _EPSILON**2))
-
-
-def _float32(x):
-    """`x` as a float32 backend tensor, cast only if it is not one already."""
-    x = ops.convert_to_tensor(x)
-    if keras.backend.standardize_dtype(x.dtype) != "float32":
-        x = ops.cast(x, "float32")
-    return x
 
 
 def _at_least(x, floor):
@@ -174,7 +168,7 @@ def local_prediction_loss(y_true, logits, sample_weight=None):
         >>> float(local_prediction_loss(np.array([0, 1]), logits)) < 1e-3
         True
     """
-    logits = _float32(logits)
+    logits = as_dtype(logits, "float32")
     y_true = ops.convert_to_tensor(y_true)
     if is_sparse_labels(y_true, logits):
         if len(y_true.shape) != 1:
@@ -191,7 +185,7 @@ def local_prediction_loss(y_true, logits, sample_weight=None):
             y_true = ops.pad(y_true, [(0, 0), (0, extra)])
         per_sample = ops.categorical_crossentropy(y_true, logits, from_logits=True)
     if sample_weight is not None:
-        sample_weight = _float32(sample_weight)
+        sample_weight = as_dtype(sample_weight, "float32")
         if len(sample_weight.shape) != 1:
             sample_weight = ops.reshape(sample_weight, (-1,))
         per_sample = per_sample * sample_weight

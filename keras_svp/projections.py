@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_svp.dtypes import as_dtype
+
 PROJECTION_SCALES = ("fan_in", "jl")
 REDUCTIONS = ("flatten", "mean", "cls")
 
@@ -219,12 +221,7 @@ class RandomProjection(keras.layers.Layer):
                 "matrix yet. Call the layer once, or call build(input_shape), "
                 "before project()."
             )
-        h = ops.convert_to_tensor(h)
-        if keras.backend.standardize_dtype(h.dtype) != self.compute_dtype:
-            h = ops.cast(h, self.compute_dtype)
-        features = self.features(h)
-        if keras.backend.standardize_dtype(features.dtype) != "float32":
-            features = ops.cast(features, "float32")
+        features = as_dtype(self.features(as_dtype(h, self.compute_dtype)), "float32")
         kernel = ops.convert_to_tensor(self.kernel)
         if training and self.dropout > 0:
             kernel = keras.random.dropout(
