@@ -100,6 +100,11 @@ def package_defaults(num_classes=10):
     return found
 
 
+def _changes_feature_map(change):
+    """Whether a variant's change sets a knob of convolutional units only."""
+    return bool(set(change) & set(FEATURE_MAP_KNOBS))
+
+
 def ablation_variants(num_classes=10, architecture="mlp"):
     """The ablation's variants, without those identical to the defaults.
 
@@ -121,7 +126,7 @@ def ablation_variants(num_classes=10, architecture="mlp"):
         settings = {**defaults, **change}
         if name != "default" and settings == defaults:
             continue
-        if architecture == "mlp" and set(change) & set(FEATURE_MAP_KNOBS):
+        if architecture == "mlp" and _changes_feature_map(change):
             continue
         variants.append((name, settings))
     return variants
@@ -485,7 +490,7 @@ def ablation_runs(
         convolutional = {
             name
             for name, change in ABLATION_VARIANTS
-            if name in unknown and set(change) & set(FEATURE_MAP_KNOBS)
+            if name in unknown and _changes_feature_map(change)
         }
         if convolutional:
             raise ValueError(

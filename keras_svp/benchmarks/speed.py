@@ -120,7 +120,7 @@ def step_times(models, x, y, warmup=3, repeats=10, loop="train_on_batch"):
 
     else:
         short = (np.concatenate([x] * FIT_STEPS), np.concatenate([y] * FIT_STEPS))
-        long = (np.concatenate(short[:1] * 2), np.concatenate(short[1:] * 2))
+        long = tuple(np.concatenate([part] * 2) for part in short)
         steps_per_sample = 3 * FIT_STEPS
 
         def sample(model):
