@@ -9,12 +9,15 @@ from keras_svp.layers.unit import SVPUnit
 from keras_svp.layers.unit import call_layer
 from keras_svp.models import validation
 from keras_svp.models.chain import split_units
+from keras_svp.models.head_start import head_start_obstacle
+from keras_svp.models.head_start import start_head_at_projection
 from keras_svp.models.trainers import SVPTrainer
 from keras_svp.models.unit_loss_tracker import UnitLossTracker
 from keras_svp.projections import RandomProjection
 from keras_svp.projections import draw_seed
 
 MODES = ("svp", "bp")
+HEAD_STARTS = ("auto", True, False)
 _SEED_STATE_PREFIX = "seed_generator_state_"
 
 
@@ -70,6 +73,14 @@ class SVPModel(SVPTrainer):
             projection of its input; if False (default) the first unit has
             no alignment term.
         seed: seed of the input projection; `None` draws one.
+        head_from_projection: in SVP mode, whether a `Dense(num_classes)`
+            head on the last unit's flattened activation starts with the
+            last unit's projection matrix as its kernel, that is as the
+            classifier the unit's local loss trains it for. `"auto"`
+            (default) does so wherever the head has that form (and was not
+            built before the model), `True` raises an error that says why
+            where it cannot, `False` keeps the head's own initializer. In BP mode the head
+            always keeps its initializer.
         **kwargs: `keras.Model` arguments such as `name`.
 
     Returns:
@@ -103,11 +114,25 @@ class SVPModel(SVPTrainer):
     """
 
     def __init__(
-        self, num_classes=None, mode="svp", input_alignment=False, seed=None, **kwargs
+        self,
+        num_classes=None,
+        mode="svp",
+        input_alignment=False,
+        seed=None,
+        head_from_projection="auto",
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+        # `is`, not `in`: 1 == True would pass.
+        if not any(head_from_projection is start for start in (True, False)) and (
+            head_from_projection != "auto"
+        ):
+            raise ValueError(
+                f"head_from_projection must be one of {HEAD_STARTS}, got "
+                f"{head_from_projection!r}."
+            )
         if num_classes is not None and (
             not isinstance(num_classes, int) or num_classes < 1
         ):
@@ -118,6 +143,7 @@ class SVPModel(SVPTrainer):
         self.num_classes = num_classes
         self.input_alignment = bool(input_alignment)
         self.seed = draw_seed() if seed is None else int(seed)
+        self.head_from_projection = head_from_projection
         self.input_projection = None
         self._units = None
         self._head_layers = None
@@ -174,6 +200,7 @@ class SVPModel(SVPTrainer):
 
     def build(self, input_shape):
         num_classes = self._prepare_units()
+        unbuilt = [layer for layer in self.layer_chain() if not layer.built]
         x = keras.KerasTensor(input_shape, dtype=self.compute_dtype)
         for layer in self.layer_chain():
             if isinstance(layer, SVPUnit) and self.input_alignment:
@@ -186,6 +213,8 @@ class SVPModel(SVPTrainer):
                     )
                     self.input_projection.build(x.shape)
             x = layer(x)
+            if isinstance(layer, SVPUnit):
+                activation_shape = x.shape
         if x.shape[-1] != num_classes:
             raise ValueError(
                 f"The model's output head '{self.layer_chain()[-1].name}' "
@@ -194,9 +223,40 @@ class SVPModel(SVPTrainer):
                 "num_classes."
             )
         self.num_classes = num_classes
-        self._units, self._head_layers, _ = split_units(self.layer_chain())
+        self._units, self._head_layers, head = split_units(self.layer_chain())
+        self._start_head(head, activation_shape, unbuilt)
         self._input_shape = tuple(input_shape)
         self.built = True
+
+    def _start_head(self, head, activation_shape, unbuilt):
+        """Starts the head at the last unit's projection (`head_from_projection`).
+
+        Linear probes showed why: a `Dense` head that starts at random
+        learns from activations that move while it trains, and ended below
+        the last unit's own fixed projection on the small CNN; started at
+        that projection, it begins as the classifier the unit is trained
+        for and learns what it can add (see the benchmarks).
+        """
+        if self.mode != "svp" or self.head_from_projection is False:
+            return
+        unit = self._units[-1].svp
+        if not any(layer is head for layer in unbuilt):
+            # Its weights may be a user's own (e.g. transferred): keep them.
+            obstacle = f"the head '{head.name}' was built before the model"
+        else:
+            obstacle = head_start_obstacle(
+                unit, activation_shape, self._head_layers, head, self.num_classes
+            )
+        if obstacle is None:
+            start_head_at_projection(unit, head)
+        elif self.head_from_projection is True:
+            raise ValueError(
+                "head_from_projection=True starts the output head at the last "
+                f"unit's projection, but {obstacle}. Make the head "
+                f"keras.layers.Dense({self.num_classes}) on the last unit's "
+                "flattened activation, or pass head_from_projection='auto' "
+                "(only where it can) or False."
+            )
 
     def _svp_units(self):
         if self._units is None:
@@ -456,6 +516,7 @@ class SVPModel(SVPTrainer):
                 "mode": self.mode,
                 "input_alignment": self.input_alignment,
                 "seed": self.seed,
+                "head_from_projection": self.head_from_projection,
             }
         )
         return config
@@ -473,6 +534,8 @@ class SVPSequential(SVPModel):
         input_alignment: whether the first unit aligns with a fixed
             projection of its input.
         seed: seed of the input projection.
+        head_from_projection: `"auto"`, `True` or `False`: whether the
+            head starts at the last unit's projection (see `SVPModel`).
         **kwargs: `keras.Model` arguments such as `name`.
 
     Returns:
@@ -509,6 +572,7 @@ class SVPSequential(SVPModel):
         mode="svp",
         input_alignment=False,
         seed=None,
+        head_from_projection="auto",
         **kwargs,
     ):
         super().__init__(
@@ -516,6 +580,7 @@ class SVPSequential(SVPModel):
             mode=mode,
             input_alignment=input_alignment,
             seed=seed,
+            head_from_projection=head_from_projection,
             **kwargs,
         )
         layers = list(layers or [])

@@ -1,0 +1,164 @@
+"""The output head starting at the last unit's projection (`head_from_projection`)."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_svp
+
+CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def numpy(tensor):
+    return keras.ops.convert_to_numpy(tensor)
+
+
+def cnn(head=None, mode="svp", last_unit=None, **kwargs):
+    return keras_svp.SVPSequential(
+        [
+            keras_svp.SVPConv2D(4, 3, pool_size=2, name="unit_a"),
+            last_unit or keras_svp.SVPConv2D(6, 3, pool_size=2, name="unit_b"),
+            keras.layers.Flatten(),
+            head or keras.layers.Dense(10, name="head"),
+        ],
+        mode=mode,
+        **kwargs,
+    )
+
+
+def mlp(mode="svp", **kwargs):
+    return keras_svp.SVPSequential(
+        [
+            keras_svp.SVPDense(16, name="unit_a"),
+            keras_svp.SVPDense(12, name="unit_b"),
+            keras.layers.Dense(10, name="head"),
+        ],
+        mode=mode,
+        **kwargs,
+    )
+
+
+def images(n=8):
+    return np.random.default_rng(0).random((n, 12, 12, 1)).astype("float32")
+
+
+def head_starts_at_projection(model):
+    head = model.layer_chain()[-1]
+    unit = model.get_layer("unit_b")
+    return np.array_equal(numpy(head.kernel), numpy(unit.projection.kernel))
+
+
+@pytest.mark.parametrize("build", [cnn, mlp], ids=["conv", "dense"])
+def test_head_starts_as_the_last_units_projection(build):
+    model = build()
+    x = images() if build is cnn else images()[:, :, 0, 0]
+    predictions = numpy(model(x))
+    assert head_starts_at_projection(model)
+    # Row for row: the head's first logits are the last unit's projection of
+    # the same activation (the flattened map, in the projection's order), plus
+    # the head's zero bias.
+    h = x
+    for layer in model.layer_chain()[:2]:
+        h = layer(h)
+    z = numpy(model.get_layer("unit_b").project(h))
+    np.testing.assert_allclose(predictions, z, rtol=1e-5, atol=1e-5)
+
+
+def test_bp_mode_and_false_keep_the_heads_initializer():
+    for model in (cnn(mode="bp"), cnn(head_from_projection=False)):
+        model(images())
+        assert not head_starts_at_projection(model)
+
+
+# Factories: a layer built in one model would be "built before" the next.
+@pytest.mark.parametrize(
+    "variant, obstacle",
+    [
+        (
+            lambda: {
+                "head": keras.layers.EinsumDense("ab,bc->ac", (10,)),
+                "num_classes": 10,
+            },
+            "not a keras.layers.Dense",
+        ),
+        (
+            lambda: {
+                "last_unit": keras_svp.SVPConv2D(
+                    6, 3, pool_size=2, projection_dim=12, name="unit_b"
+                )
+            },
+            "projection_dim=12",
+        ),
+        (
+            lambda: {
+                "last_unit": keras_svp.SVPConv2D(
+                    6, 3, pool_size=2, projection_pool_size=3, name="unit_b"
+                )
+            },
+            "pools its activation",
+        ),
+    ],
+    ids=["einsum-head", "wider-projection", "projection-pooling"],
+)
+def test_auto_leaves_other_heads_and_true_says_why(variant, obstacle):
+    model = cnn(**variant())
+    model(images())
+    head = model.layer_chain()[-1]
+    kernel = numpy(model.get_layer("unit_b").projection.kernel)
+    assert head.kernel.shape != kernel.shape or not np.array_equal(
+        numpy(head.kernel), kernel
+    )
+    with pytest.raises(ValueError, match=obstacle) as error:
+        cnn(**variant(), head_from_projection=True)(images())
+    assert "head_from_projection" in str(error.value)
+
+
+def test_a_layer_between_unit_and_head_that_changes_values_stops_it():
+    model = keras_svp.SVPSequential(
+        [
+            keras_svp.SVPConv2D(4, 3, pool_size=2, name="unit_b"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10, name="head"),
+        ],
+        head_from_projection=True,
+    )
+    with pytest.raises(ValueError, match="GlobalAveragePooling2D"):
+        model(images())
+
+
+def test_a_head_built_before_the_model_keeps_its_weights():
+    head = keras.layers.Dense(10, name="head")
+    head.build((None, 3 * 3 * 6))
+    kernel = numpy(head.kernel).copy()
+    model = cnn(head=head)
+    model(images())
+    np.testing.assert_array_equal(numpy(head.kernel), kernel)
+    with pytest.raises(ValueError, match="built before the model"):
+        head = keras.layers.Dense(10)
+        head.build((None, 3 * 3 * 6))
+        cnn(head=head, head_from_projection=True)(images())
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_head_from_projection_rejects_other_values(value):
+    with pytest.raises(ValueError, match="head_from_projection must be one of"):
+        mlp(head_from_projection=value)
+
+
+def test_saved_heads_come_back_trained_not_restarted(tmp_path):
+    x = images(16)
+    y = np.arange(16) % 10
+    model = cnn()
+    model.compile(keras.optimizers.Adam(1e-2), CE)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert not head_starts_at_projection(model)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.head_from_projection == "auto"
+    np.testing.assert_array_equal(
+        numpy(loaded.layer_chain()[-1].kernel), numpy(model.layer_chain()[-1].kernel)
+    )
+    np.testing.assert_allclose(
+        numpy(loaded.predict(x, verbose=0)), numpy(model.predict(x, verbose=0)), 1e-5
+    )
