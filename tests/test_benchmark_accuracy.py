@@ -132,6 +132,7 @@ def test_ablation_variants_cover_every_knob():
     assert {10, 32, 128} <= seen["projection_dim"]
     assert {True, False} <= seen["input_alignment"]
     assert {"projection", "activation"} <= seen["alignment_target"]
+    assert {"auto", False} <= seen["head_from_projection"]
     # Dense units have no feature map to pool: the MLP leaves that variant out.
     assert seen["projection_pool_size"] == {None}
     cnn = dict(accuracy.ablation_variants(architecture="cnn"))
@@ -153,6 +154,8 @@ def test_ablation_runs_every_variant():
     assert by_name["projection_scale=jl"]["projection_scale"] == "jl"
     assert by_name["projection_dim=128"]["projection_dim"] == 128
     assert by_name["input_alignment=True"]["input_alignment"] is True
+    assert by_name["head_from_projection=False"]["head_from_projection"] is False
+    assert by_name["default"]["head_from_projection"] == "auto"
     summary = accuracy.summarize_accuracy(rows)
     assert [s["variant"] for s in summary] == expected
 
@@ -288,6 +291,9 @@ def test_build_model_input_alignment_and_learning_rate():
     assert math.isclose(float(model.optimizer.learning_rate), 0.01, rel_tol=1e-6)
     plain = accuracy.build_model("mlp", "svp")
     assert plain.input_alignment is False
+    assert plain.head_from_projection == "auto"
+    random_head = accuracy.build_model("cnn", "svp", head_from_projection=False)
+    assert random_head.head_from_projection is False
     assert math.isclose(float(plain.optimizer.learning_rate), 1e-3, rel_tol=1e-6)
 
 

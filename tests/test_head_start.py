@@ -113,17 +113,62 @@ def test_auto_leaves_other_heads_and_true_says_why(variant, obstacle):
     assert "head_from_projection" in str(error.value)
 
 
-def test_a_layer_between_unit_and_head_that_changes_values_stops_it():
+@pytest.mark.parametrize(
+    "between, obstacle",
+    [
+        ([keras.layers.Activation("relu"), keras.layers.Flatten()], "Activation"),
+        ([keras.layers.GlobalAveragePooling2D()], "reduced by 'flatten'"),
+        ([], "the activation unreduced"),
+    ],
+    ids=["activation", "mean-of-a-flattened-projection", "no-flatten"],
+)
+def test_the_head_must_read_what_the_projection_reads(between, obstacle):
     model = keras_svp.SVPSequential(
         [
             keras_svp.SVPConv2D(4, 3, pool_size=2, name="unit_b"),
-            keras.layers.GlobalAveragePooling2D(),
+            *between,
             keras.layers.Dense(10, name="head"),
         ],
+        num_classes=10,
         head_from_projection=True,
     )
-    with pytest.raises(ValueError, match="GlobalAveragePooling2D"):
+    with pytest.raises(ValueError, match=obstacle):
         model(images())
+
+
+def test_transformer_heads_start_at_the_class_or_mean_token_projection():
+    x = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
+    for reduction in ("cls", "mean"):
+        model = keras_svp.applications.vit(
+            input_shape=(8, 8, 1),
+            patch_size=4,
+            dim=8,
+            depth=2,
+            num_heads=2,
+            reduction=reduction,
+            head_from_projection=True,
+        )
+        unit = model.get_layer("unit_1")
+        head = model.get_layer("head")
+        np.testing.assert_array_equal(numpy(head.kernel), numpy(unit.projection.kernel))
+        h = x
+        for layer in model.layer_chain()[: model.layer_chain().index(unit) + 1]:
+            h = layer(h)
+        np.testing.assert_allclose(
+            numpy(model(x)), numpy(unit.project(h)), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_global_average_pooling_matches_a_mean_reduction():
+    block = keras_svp.SVPBlock(
+        [keras.layers.Conv2D(4, 3, padding="same")], reduction="mean", name="unit_b"
+    )
+    model = keras_svp.SVPSequential(
+        [block, keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)],
+        head_from_projection=True,
+    )
+    model(images())
+    assert head_starts_at_projection(model)
 
 
 def test_a_head_built_before_the_model_keeps_its_weights():

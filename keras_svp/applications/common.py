@@ -3,10 +3,17 @@
 from keras_svp.models import SVPSequential
 
 
-def svp_sequential(layers, mode, input_shape, input_alignment, seed, name):
+def svp_sequential(
+    layers, mode, input_shape, input_alignment, seed, name, head_from_projection
+):
     """An `SVPSequential` of `layers`, built when `input_shape` is given."""
     model = SVPSequential(
-        layers, mode=mode, input_alignment=input_alignment, seed=seed, name=name
+        layers,
+        mode=mode,
+        input_alignment=input_alignment,
+        seed=seed,
+        name=name,
+        head_from_projection=head_from_projection,
     )
     if input_shape is not None:
         model.build((None, *input_shape))

@@ -15,6 +15,7 @@ def mlp(
     flatten=True,
     input_shape=None,
     input_alignment=False,
+    head_from_projection="auto",
     seed=None,
     name="mlp",
     **unit_options,
@@ -42,6 +43,8 @@ def mlp(
             given the model is built.
         input_alignment: whether the first unit aligns with a fixed random
             projection of the input (see `SVPModel`).
+        head_from_projection: whether the head starts at the last unit's
+            projection (`"auto"`, `True` or `False`; see `SVPModel`).
         seed: seed of the model's input projection.
         name: model name.
         **unit_options: passed to every `SVPDense`, e.g.
@@ -67,4 +70,6 @@ def mlp(
     layers = [keras.layers.Flatten()] if flatten else []
     layers += [SVPDense(width, **unit_options) for _ in range(depth)]
     layers.append(keras.layers.Dense(num_classes, name="head"))
-    return svp_sequential(layers, mode, input_shape, input_alignment, seed, name)
+    return svp_sequential(
+        layers, mode, input_shape, input_alignment, seed, name, head_from_projection
+    )

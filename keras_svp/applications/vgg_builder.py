@@ -59,6 +59,7 @@ def vgg(
     classifier_units=(),
     mode="svp",
     input_alignment=False,
+    head_from_projection="auto",
     seed=None,
     name="vgg",
     units="convolution",
@@ -102,6 +103,8 @@ def vgg(
         mode: `"svp"` or `"bp"`.
         input_alignment: whether the first unit aligns with a fixed random
             projection of the input (see `SVPModel`).
+        head_from_projection: whether the head starts at the last unit's
+            projection (`"auto"`, `True` or `False`; see `SVPModel`).
         seed: seed of that input projection (see `SVPModel`).
         name: model name.
         units: `"convolution"` (one unit per convolution) or `"stage"`
@@ -177,7 +180,9 @@ def vgg(
         layers.append(keras.layers.Flatten())
         layers += [SVPDense(units, **unit_options) for units in classifier_units]
         layers.append(keras.layers.Dense(num_classes, name="head"))
-    return svp_sequential(layers, mode, input_shape, input_alignment, seed, name)
+    return svp_sequential(
+        layers, mode, input_shape, input_alignment, seed, name, head_from_projection
+    )
 
 
 def vgg11(

@@ -25,6 +25,7 @@ def vit(
     reduction="cls",
     mode="svp",
     input_alignment=False,
+    head_from_projection="auto",
     seed=None,
     name="vit",
     **unit_options,
@@ -57,6 +58,8 @@ def vit(
         mode: `"svp"` or `"bp"`.
         input_alignment: whether the first unit aligns with a fixed random
             projection of the input (see `SVPModel`).
+        head_from_projection: whether the head starts at the last unit's
+            projection (`"auto"`, `True` or `False`; see `SVPModel`).
         seed: seed of that input projection (see `SVPModel`).
         name: model name.
         **unit_options: passed to every `SVPBlock`, e.g.
@@ -108,4 +111,6 @@ def vit(
         )
     layers.append(TokenPooling(reduction, name="pooling"))
     layers.append(keras.layers.Dense(num_classes, name="head"))
-    return svp_sequential(layers, mode, input_shape, input_alignment, seed, name)
+    return svp_sequential(
+        layers, mode, input_shape, input_alignment, seed, name, head_from_projection
+    )

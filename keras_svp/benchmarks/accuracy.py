@@ -52,7 +52,7 @@ UNIT_KNOBS = (
     "alignment_target",
     "projection_pool_size",
 )
-MODEL_KNOBS = ("input_alignment",)
+MODEL_KNOBS = ("input_alignment", "head_from_projection")
 # Knobs only a unit with a feature map takes: variants that change them are
 # left out of a dense network's ablation.
 FEATURE_MAP_KNOBS = ("projection_pool_size",)
@@ -72,6 +72,7 @@ ABLATION_VARIANTS = (
     ("projection_dim=128", {"projection_dim": 128}),
     ("input_alignment=False", {"input_alignment": False}),
     ("input_alignment=True", {"input_alignment": True}),
+    ("head_from_projection=False", {"head_from_projection": False}),
     ("alignment_target=activation", {"alignment_target": "activation"}),
     ("projection_pool_size=2", {"projection_pool_size": 2}),
 )
@@ -175,7 +176,8 @@ def build_model(
         seed: seed of the weights, projections and dropout masks.
         learning_rate: Adam's learning rate.
         input_alignment: the `SVPSequential` option of that name.
-        **unit_options: passed to every SVP unit.
+        **unit_options: passed to every SVP unit; `head_from_projection`
+            goes to the model.
 
     Returns:
         A compiled, unbuilt `SVPSequential`.
@@ -388,7 +390,8 @@ def accuracy_runs(
         input_alignment: the `SVPSequential` option (first unit aligned
             with a projection of the input).
         **unit_options: passed to every SVP unit (`projection_dropout`,
-            `projection_scale`, `projection_dim`, `alignment_weight`, ...).
+            `projection_scale`, `projection_dim`, `alignment_weight`, ...);
+            `head_from_projection` goes to the model.
 
     Returns:
         A list of dicts, one per `(mode, seed)`, with `benchmark`
@@ -449,9 +452,11 @@ def ablation_runs(
     (`alignment_weight=0`); projection dropout 0 and 0.1;
     projection scale `"fan_in"` and `"jl"`; projection size 10, 32 and 128;
     `input_alignment` False and True; alignment of the reduced activations
-    instead of the projections (`alignment_target="activation"`); and, on
-    a CNN, the projection of a 2x2 average-pooled map
-    (`projection_pool_size=2`, the memory saver for wide maps). A variant
+    instead of the projections (`alignment_target="activation"`); the
+    head started at random rather than at the last unit's projection
+    (`head_from_projection=False`); and, on a CNN, the projection of a 2x2
+    average-pooled map (`projection_pool_size=2`, the memory saver for wide
+    maps). A variant
     identical to the defaults is left out, since `"default"` already
     measures it.
 
@@ -478,7 +483,7 @@ def ablation_runs(
         name, and the resolved value of every ablated knob
         (`alignment_weight`, `projection_dropout`, `projection_scale`,
         `projection_dim`, `alignment_target`, `projection_pool_size`,
-        `input_alignment`).
+        `input_alignment`, `head_from_projection`).
     """
     _check_epochs(epochs)
     _check_architecture(architecture)

@@ -3,19 +3,65 @@
 import keras
 import numpy as np
 
-# Layers between the last unit and a `Dense` head that keep its activation's
-# values in the order the projection reads them (its flattened form).
-_ORDER_KEEPING = (keras.layers.Flatten, keras.layers.Dropout, keras.layers.Identity)
+# Layers between the last unit and a `Dense` head that leave its values as
+# they are.
+_PASSING = (keras.layers.Dropout, keras.layers.Identity)
+
+
+def _reduction_of(layer):
+    """The projection reduction `layer` computes, or None if it is none."""
+    from keras_svp.applications.vit_layers import TokenPooling
+
+    if isinstance(layer, keras.layers.Flatten):
+        return "flatten"
+    if isinstance(layer, TokenPooling):
+        return layer.reduction
+    if isinstance(
+        layer,
+        (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D),
+    ):
+        if layer.data_format == "channels_last" and not layer.keepdims:
+            return "mean"
+    return None
+
+
+def _read_obstacle(unit, activation_shape, before):
+    """Why the layers `before` the head do not give it what `R` reads."""
+    reads = None  # the activation as it is
+    for layer in before:
+        if isinstance(layer, _PASSING):
+            continue
+        reduction = _reduction_of(layer)
+        if reduction is None or reads is not None:
+            return (
+                f"layer '{layer.name}' ({type(layer).__name__}) between the "
+                f"last unit '{unit.name}' and the head changes what the head "
+                "reads"
+            )
+        reads = reduction
+    wanted = unit.projection.reduction
+    if len(activation_shape) == 2:
+        # Every reduction of a vector is the vector.
+        return None if reads in (None, "flatten") else f"the head reads '{reads}'"
+    if reads != wanted:
+        how = "the activation unreduced" if reads is None else f"'{reads}'"
+        return (
+            f"the last unit '{unit.name}' projects its activation reduced by "
+            f"'{wanted}', while the head reads {how}"
+        )
+    return None
 
 
 def head_start_obstacle(unit, activation_shape, head_layers, head, num_classes):
     """Why the head cannot start at `unit`'s projection, or None if it can.
 
     The last unit's projection `R` is a linear classifier of the unit's
-    flattened activation, the one its local loss trains the unit for. A
-    `Dense(num_classes)` head that reads the same flattened activation has
-    a kernel of `R`'s shape whose rows match `R`'s, so it can start as that
-    classifier.
+    reduced activation (flattened, or a transformer's class or mean token),
+    the one its local loss trains the unit for. A `Dense(num_classes)` head
+    that reads the same reduced activation (after `Flatten`, `TokenPooling`
+    or global average pooling, as the projection reduces it; `Dropout` and
+    `Identity` may sit between) has a kernel of `R`'s shape whose rows match
+    `R`'s, so it can start as that classifier.
 
     Args:
         unit: the last SVP unit (built).
@@ -33,14 +79,11 @@ def head_start_obstacle(unit, activation_shape, head_layers, head, num_classes):
             f"the output head '{head.name}' is a {type(head).__name__}, not a "
             "keras.layers.Dense"
         )
-    before = head_layers[: head_layers.index(head)]
-    for layer in before:
-        if not isinstance(layer, _ORDER_KEEPING):
-            return (
-                f"layer '{layer.name}' ({type(layer).__name__}) between the "
-                f"last unit '{unit.name}' and the head changes what the head "
-                "reads (only Flatten, Dropout and Identity may sit there)"
-            )
+    obstacle = _read_obstacle(
+        unit, activation_shape, head_layers[: head_layers.index(head)]
+    )
+    if obstacle is not None:
+        return obstacle
     if projection.pool_size is not None:
         return f"the last unit '{unit.name}' pools its activation for the projection"
     if projection.projection_dim != num_classes:
@@ -50,11 +93,6 @@ def head_start_obstacle(unit, activation_shape, head_layers, head, num_classes):
         )
     if head.lora_enabled or head.quantization_mode is not None:
         return f"the head '{head.name}' has a LoRA or quantized kernel"
-    if len(activation_shape) > 2 and projection.reduction != "flatten":
-        return (
-            f"the last unit '{unit.name}' reduces its activation by "
-            f"'{projection.reduction}', while the head reads it flattened"
-        )
     if tuple(head.kernel.shape) != tuple(projection.kernel.shape):
         return (
             f"the head's kernel has shape {tuple(head.kernel.shape)}, the "

@@ -74,13 +74,14 @@ class SVPModel(SVPTrainer):
             no alignment term.
         seed: seed of the input projection; `None` draws one.
         head_from_projection: in SVP mode, whether a `Dense(num_classes)`
-            head on the last unit's flattened activation starts with the
+            head that reads the last unit's activation as its projection
+            does (flattened, or its class or mean token) starts with the
             last unit's projection matrix as its kernel, that is as the
             classifier the unit's local loss trains it for. `"auto"`
             (default) does so wherever the head has that form (and was not
             built before the model), `True` raises an error that says why
-            where it cannot, `False` keeps the head's own initializer. In BP mode the head
-            always keeps its initializer.
+            where it cannot, `False` keeps the head's own initializer. In
+            BP mode the head always keeps its initializer.
         **kwargs: `keras.Model` arguments such as `name`.
 
     Returns:
