@@ -202,6 +202,7 @@ class SVPModel(SVPTrainer):
     def build(self, input_shape):
         num_classes = self._prepare_units()
         unbuilt = [layer for layer in self.layer_chain() if not layer.built]
+        activation_shape = None  # the last unit's
         x = keras.KerasTensor(input_shape, dtype=self.compute_dtype)
         for layer in self.layer_chain():
             if isinstance(layer, SVPUnit) and self.input_alignment:
@@ -254,9 +255,10 @@ class SVPModel(SVPTrainer):
             raise ValueError(
                 "head_from_projection=True starts the output head at the last "
                 f"unit's projection, but {obstacle}. Make the head "
-                f"keras.layers.Dense({self.num_classes}) on the last unit's "
-                "flattened activation, or pass head_from_projection='auto' "
-                "(only where it can) or False."
+                f"keras.layers.Dense({self.num_classes}) reading the last "
+                "unit's activation as its projection does (e.g. after "
+                "Flatten), or pass head_from_projection='auto' (only where "
+                "it can) or False."
             )
 
     def _svp_units(self):
