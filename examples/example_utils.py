@@ -80,6 +80,13 @@ def parser(description, default_dataset, default_epochs, default_lr, quick=None)
         help="after training, also measure a linear probe on each SVP unit's "
         "activations (keras_svp.diagnostics.linear_probes, 5 epochs)",
     )
+    p.add_argument(
+        "--random-head",
+        action="store_true",
+        help="start the output head at its own random initializer, not at the "
+        "last unit's projection (head_from_projection=False; the runs on the "
+        "docs' Examples page before commit 1075536 started it so)",
+    )
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(
         usual={
@@ -90,6 +97,11 @@ def parser(description, default_dataset, default_epochs, default_lr, quick=None)
         quick_settings={"epochs": 1, **(quick or {})},
     )
     return p
+
+
+def head_start(args):
+    """The models' `head_from_projection` for these arguments."""
+    return False if args.random_head else "auto"
 
 
 def load_data(args):

@@ -9,6 +9,7 @@ Usage:
 Prints test accuracy, training time and the process's peak resident memory.
 """
 
+from example_utils import head_start
 from example_utils import parser
 from example_utils import run
 
@@ -23,6 +24,7 @@ def build_model(args, input_shape, num_classes):
         mode=args.mode,
         input_shape=input_shape,
         seed=args.seed,
+        head_from_projection=head_start(args),
     )
 
 

@@ -15,6 +15,7 @@ Usage:
 Prints test accuracy, training time and the process's peak resident memory.
 """
 
+from example_utils import head_start
 from example_utils import parser
 from example_utils import run
 
@@ -35,6 +36,7 @@ def build_model(args, input_shape, num_classes):
         seed=args.seed,
         units=args.units,
         head_convolutions=args.head_convolutions,
+        head_from_projection=head_start(args),
     )
 
 

@@ -13,6 +13,7 @@ Usage:
 Prints test accuracy, training time and the process's peak resident memory.
 """
 
+from example_utils import head_start
 from example_utils import parser
 from example_utils import run
 
@@ -34,6 +35,7 @@ def build_model(args, input_shape, num_classes):
         reduction=args.reduction,
         mode=args.mode,
         seed=args.seed,
+        head_from_projection=head_start(args),
     )
 
 

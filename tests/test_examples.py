@@ -110,6 +110,7 @@ def test_vgg_example_builds_the_config_it_is_given(
         seed=0,
         units="convolution",
         head_convolutions=head_convolutions,
+        random_head=False,
     )
     if config == "small":
         args.width_multiplier = 1.0
@@ -117,6 +118,17 @@ def test_vgg_example_builds_the_config_it_is_given(
     assert model.name == name
     units = [layer for layer in model.layers if isinstance(layer, SVPConv2D)]
     assert [unit.filters for unit in units] == filters
+
+
+@pytest.mark.parametrize("argv, expected", [([], "auto"), (["--random-head"], False)])
+def test_random_head_flag_keeps_the_heads_initializer(argv, expected):
+    args = example_utils.parser("test", "digits", 1, 1e-3).parse_args(argv)
+    assert example_utils.head_start(args) == expected
+    for name, value in dict(config="small", width_multiplier=1.0).items():
+        setattr(args, name, value)
+    args.units, args.head_convolutions = "convolution", 0
+    model = vgg.build_model(args, (28, 28, 1), 10)
+    assert model.head_from_projection == expected
 
 
 def test_command_line_values_win_over_the_quick_settings():
