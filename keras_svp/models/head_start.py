@@ -41,8 +41,8 @@ def _read_obstacle(unit, activation_shape, before):
         reads = reduction
     wanted = unit.projection.reduction
     if len(activation_shape) == 2:
-        # Every reduction of a vector is the vector.
-        return None if reads in (None, "flatten") else f"the head reads '{reads}'"
+        # A vector's reduction is the vector (pooling one would not build).
+        return None
     if reads != wanted:
         how = "the activation unreduced" if reads is None else f"'{reads}'"
         return (
