@@ -233,11 +233,11 @@ class SVPModel(SVPTrainer):
     def _start_head(self, head, activation_shape, unbuilt):
         """Starts the head at the last unit's projection (`head_from_projection`).
 
-        Linear probes showed why: a `Dense` head that starts at random
-        learns from activations that move while it trains, and ended below
-        the last unit's own fixed projection on the small CNN; started at
-        that projection, it begins as the classifier the unit is trained
-        for and learns what it can add (see the benchmarks).
+        A `Dense` head that starts at random learns from activations that
+        move while it trains, and on the small CNN ended below a fresh
+        linear probe of them; started at the projection, it begins as the
+        classifier the unit's activations are trained for and learns what
+        it can add (see the benchmarks).
         """
         if self.mode != "svp" or self.head_from_projection is False:
             return
