@@ -184,6 +184,16 @@ def test_a_head_built_before_the_model_keeps_its_weights():
         cnn(head=head, head_from_projection=True)(images())
 
 
+def test_building_again_leaves_the_trained_head():
+    model = cnn(head_from_projection=True)
+    model.build((None, 12, 12, 1))
+    head = model.layer_chain()[-1]
+    trained = np.ones(tuple(head.kernel.shape), "float32")
+    head.kernel.assign(trained)
+    model.build((None, 12, 12, 1))
+    np.testing.assert_array_equal(numpy(head.kernel), trained)
+
+
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_head_from_projection_rejects_other_values(value):
     with pytest.raises(ValueError, match="head_from_projection must be one of"):

@@ -201,7 +201,9 @@ class SVPModel(SVPTrainer):
 
     def build(self, input_shape):
         num_classes = self._prepare_units()
-        unbuilt = [layer for layer in self.layer_chain() if not layer.built]
+        # On a second `build`, nothing is new to start.
+        chain = [] if self.built else self.layer_chain()
+        unbuilt = [layer for layer in chain if not layer.built]
         activation_shape = None  # the last unit's
         x = keras.KerasTensor(input_shape, dtype=self.compute_dtype)
         for layer in self.layer_chain():
@@ -239,7 +241,7 @@ class SVPModel(SVPTrainer):
         classifier the unit's activations are trained for and learns what
         it can add (see the benchmarks).
         """
-        if self.mode != "svp" or self.head_from_projection is False:
+        if self.mode != "svp" or self.head_from_projection is False or not unbuilt:
             return
         unit = self._units[-1].svp
         if not any(layer is head for layer in unbuilt):
