@@ -178,6 +178,20 @@ class RandomProjection(keras.layers.Layer):
             autocast=False,
         )
 
+    def matrix(self):
+        """`R` as a NumPy array: the kernel's value, drawn again from the seed.
+
+        Readable where the kernel's value is not, e.g. while Keras builds
+        a model symbolically.
+        """
+        if not self.built:
+            raise ValueError(
+                f"RandomProjection '{self.name}' has no matrix before it is "
+                "built: call it on a batch, or build it, first."
+            )
+        input_dim, projection_dim = self.kernel.shape
+        return projection_matrix(input_dim, projection_dim, self.seed, self.scale)
+
     def _pooled_shape(self, input_shape):
         if self.pool_size is None:
             return tuple(input_shape)

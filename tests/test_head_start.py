@@ -64,6 +64,33 @@ def test_head_starts_as_the_last_units_projection(build):
     np.testing.assert_allclose(predictions, z, rtol=1e-5, atol=1e-5)
 
 
+class Batches(keras.utils.PyDataset):
+    """Batches whose shape Keras learns only from the first one."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return self.x[index * 4 : index * 4 + 4], self.y[index * 4 : index * 4 + 4]
+
+
+def test_a_model_that_fit_builds_symbolically_starts_there_too():
+    # Keras builds such a model symbolically (on TensorFlow, while it traces
+    # the step), where no variable can be read or set: the head's
+    # initializer does it. With a zero learning rate nothing moves after.
+    model = cnn()
+    model.compile(keras.optimizers.SGD(0.0), CE)
+    model.fit(Batches(images(), np.arange(8) % 10), epochs=1, verbose=0)
+    assert head_starts_at_projection(model)
+    # The head's config keeps the initializer it was given, not R.
+    config = model.layer_chain()[-1].get_config()["kernel_initializer"]
+    assert config["class_name"] == "GlorotUniform"
+
+
 def test_bp_mode_and_false_keep_the_heads_initializer():
     for model in (cnn(mode="bp"), cnn(head_from_projection=False)):
         model(images())

@@ -1,5 +1,7 @@
 """SVPModel and SVPSequential: Keras models trained unit by unit."""
 
+import contextlib
+
 import keras
 from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution
@@ -9,8 +11,7 @@ from keras_svp.layers.unit import SVPUnit
 from keras_svp.layers.unit import call_layer
 from keras_svp.models import validation
 from keras_svp.models.chain import split_units
-from keras_svp.models.head_start import head_start_obstacle
-from keras_svp.models.head_start import start_head_at_projection
+from keras_svp.models.head_start import HeadStart
 from keras_svp.models.trainers import SVPTrainer
 from keras_svp.models.unit_loss_tracker import UnitLossTracker
 from keras_svp.projections import RandomProjection
@@ -201,12 +202,11 @@ class SVPModel(SVPTrainer):
 
     def build(self, input_shape):
         num_classes = self._prepare_units()
-        # On a second `build`, nothing is new to start.
-        chain = [] if self.built else self.layer_chain()
-        unbuilt = [layer for layer in chain if not layer.built]
+        chain = self.layer_chain()
+        start = self._head_start(chain)
         activation_shape = None  # the last unit's
         x = keras.KerasTensor(input_shape, dtype=self.compute_dtype)
-        for layer in self.layer_chain():
+        for layer in chain:
             if isinstance(layer, SVPUnit) and self.input_alignment:
                 if self.input_projection is None:
                     self.input_projection = RandomProjection(
@@ -216,52 +216,55 @@ class SVPModel(SVPTrainer):
                         name="input_projection",
                     )
                     self.input_projection.build(x.shape)
-            x = layer(x)
+            building_head = start is not None and layer is start.head
+            if building_head:
+                start.check(activation_shape, x.shape, num_classes)
+            with (
+                start.initializer()
+                if building_head and start.obstacle is None
+                else contextlib.nullcontext()
+            ):
+                x = layer(x)
             if isinstance(layer, SVPUnit):
                 activation_shape = x.shape
         if x.shape[-1] != num_classes:
             raise ValueError(
-                f"The model's output head '{self.layer_chain()[-1].name}' "
+                f"The model's output head '{chain[-1].name}' "
                 f"outputs {x.shape[-1]} values per sample but num_classes="
                 f"{num_classes}. Make the head Dense({num_classes}) or fix "
                 "num_classes."
             )
         self.num_classes = num_classes
-        self._units, self._head_layers, head = split_units(self.layer_chain())
-        self._start_head(head, activation_shape, unbuilt)
+        self._units, self._head_layers, _ = split_units(chain)
+        if start is not None and start.obstacle and self.head_from_projection is True:
+            raise ValueError(
+                "head_from_projection=True starts the output head at the last "
+                f"unit's projection, but {start.obstacle}. Make the head "
+                f"keras.layers.Dense({num_classes}) reading the last unit's "
+                "activation as its projection does (e.g. after Flatten), or "
+                "pass head_from_projection='auto' (only where it can) or False."
+            )
         self._input_shape = tuple(input_shape)
         self.built = True
 
-    def _start_head(self, head, activation_shape, unbuilt):
-        """Starts the head at the last unit's projection (`head_from_projection`).
+    def _head_start(self, chain):
+        """Where the head starts at the last unit's projection, or None.
 
         A `Dense` head that starts at random learns from activations that
         move while it trains, and on the small CNN ended below a fresh
         linear probe of them; started at the projection, it begins as the
         classifier the unit's activations are trained for and learns what
-        it can add (see the benchmarks).
+        it can add (see the benchmarks). BP mode, `head_from_projection=
+        False` and a second `build` leave the head as it is.
         """
-        if self.mode != "svp" or self.head_from_projection is False or not unbuilt:
-            return
-        unit = self._units[-1].svp
-        if not any(layer is head for layer in unbuilt):
-            # Its weights may be a user's own (e.g. transferred): keep them.
-            obstacle = f"the head '{head.name}' was built before the model"
-        else:
-            obstacle = head_start_obstacle(
-                unit, activation_shape, self._head_layers, head, self.num_classes
-            )
-        if obstacle is None:
-            start_head_at_projection(unit, head)
-        elif self.head_from_projection is True:
-            raise ValueError(
-                "head_from_projection=True starts the output head at the last "
-                f"unit's projection, but {obstacle}. Make the head "
-                f"keras.layers.Dense({self.num_classes}) reading the last "
-                "unit's activation as its projection does (e.g. after "
-                "Flatten), or pass head_from_projection='auto' (only where "
-                "it can) or False."
-            )
+        if (
+            self.mode != "svp"
+            or self.head_from_projection is False
+            or self.built
+            or not any(isinstance(layer, SVPUnit) for layer in chain)
+        ):
+            return None
+        return HeadStart(chain)
 
     def _svp_units(self):
         if self._units is None:
