@@ -184,13 +184,17 @@ class RandomProjection(keras.layers.Layer):
         Readable where the kernel's value is not, e.g. while Keras builds
         a model symbolically.
         """
-        if not self.built:
-            raise ValueError(
-                f"RandomProjection '{self.name}' has no matrix before it is "
-                "built: call it on a batch, or build it, first."
-            )
+        self._check_built("matrix()")
         input_dim, projection_dim = self.kernel.shape
         return projection_matrix(input_dim, projection_dim, self.seed, self.scale)
+
+    def _check_built(self, method):
+        if not self.built:
+            raise ValueError(
+                f"RandomProjection '{self.name}' is not built, so it has no "
+                "matrix yet. Call the layer once, or call build(input_shape), "
+                f"before {method}."
+            )
 
     def _pooled_shape(self, input_shape):
         if self.pool_size is None:
@@ -229,12 +233,7 @@ class RandomProjection(keras.layers.Layer):
         wrapper does to a built layer's input, casting it to the compute
         dtype, happens here, and only where the dtypes differ.
         """
-        if not self.built:
-            raise ValueError(
-                f"RandomProjection '{self.name}' is not built, so it has no "
-                "matrix yet. Call the layer once, or call build(input_shape), "
-                "before project()."
-            )
+        self._check_built("project()")
         features = as_dtype(self.features(as_dtype(h, self.compute_dtype)), "float32")
         kernel = ops.convert_to_tensor(self.kernel)
         if training and self.dropout > 0:

@@ -395,6 +395,16 @@ def test_projection_project_needs_a_built_layer():
     np.testing.assert_array_equal(ops.convert_to_numpy(projection.project(x)), z)
 
 
+def test_projection_matrix_is_the_kernel_drawn_again():
+    projection = RandomProjection(3, seed=5)
+    with pytest.raises(ValueError, match="not built"):
+        projection.matrix()
+    projection.build((None, 4))
+    np.testing.assert_array_equal(
+        projection.matrix(), ops.convert_to_numpy(projection.kernel)
+    )
+
+
 def test_svp_conv2d_rejects_2d_input():
     layer = SVPConv2D(4, 3, projection_dim=3)
     with pytest.raises(ValueError, match="ndim=4"):

@@ -56,13 +56,16 @@ class HeadStart:
             i for i, layer in enumerate(chain) if isinstance(layer, SVPUnit)
         )
         self.unit = chain[self.unit_index]
-        self.between, self.head, self.obstacle = [], None, None
+        # What the layers between reduce the activation by, in order.
+        self.reads, self.head, self.obstacle = [], None, None
         for layer in chain[self.unit_index + 1 :]:
-            if isinstance(layer, _PASSING) or _reduction_of(layer) is not None:
-                self.between.append(layer)
+            if isinstance(layer, _PASSING):
                 continue
-            self.head = layer
-            break
+            reduction = _reduction_of(layer)
+            if reduction is None:
+                self.head = layer
+                break
+            self.reads.append(reduction)
         if self.head is None:
             self.obstacle = f"no layer follows the last unit '{self.unit.name}'"
         elif type(self.head) is not keras.layers.Dense:
@@ -93,8 +96,7 @@ class HeadStart:
         if self.obstacle is not None:
             return
         projection = self.unit.projection
-        reads = [_reduction_of(layer) for layer in self.between]
-        reads = [reduction for reduction in reads if reduction is not None]
+        reads = self.reads
         if len(reads) > 1:
             self.obstacle = (
                 f"the layers between the last unit '{self.unit.name}' and the "
