@@ -404,3 +404,38 @@ def test_tensorflow_xla_step_trains_as_the_graph_step(digits):
     for want, got in zip(seed_states(graph), seed_states(xla)):
         np.testing.assert_array_equal(got, want)
     assert not np.array_equal(seed_states(xla)[1], before[1])  # conv_b's
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="torch.compile")
+def test_torch_compiled_step_trains_as_the_eager_step(digits):
+    # `jit_compile=True` on PyTorch runs the step through torch.compile,
+    # whose graph breaks at each unit's `backward()`: every unit must still
+    # get its own gradients and update, as in the eager step.
+    (x, y), _ = digits
+    x, y = x[:48], y[:48]
+
+    def trained(jit_compile):
+        keras.utils.set_random_seed(0)
+        model = keras_svp.SVPSequential(
+            [
+                keras_svp.SVPDense(16, seed=1),
+                keras_svp.SVPDense(16, seed=2),
+                keras.layers.Dense(10),
+            ]
+        )
+        model.compile(keras.optimizers.SGD(0.1), CE, jit_compile=jit_compile)
+        model.build((None, 64))
+        before = trainable_values(model)
+        model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+        assert model.jit_compile is jit_compile
+        return before, trainable_values(model)
+
+    def trainable_values(model):
+        # Copies: on a CPU, PyTorch's arrays share the variables' memory.
+        return [np.array(w.numpy()) for w in model.trainable_weights]
+
+    (start, eager), (_, compiled) = trained(False), trained(True)
+    assert len(eager) == len(compiled) == 10  # 2 units x 4, the head's 2
+    for initial, want, got in zip(start, eager, compiled):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+        assert not np.allclose(want, initial)
