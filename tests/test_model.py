@@ -410,7 +410,8 @@ def test_tensorflow_xla_step_trains_as_the_graph_step(digits):
 def test_torch_compiled_step_trains_as_the_eager_step(digits):
     # `jit_compile=True` on PyTorch runs the step through torch.compile,
     # whose graph breaks at each unit's `backward()`: every unit must still
-    # get its own gradients and update, as in the eager step.
+    # get its own gradients and update, as in the eager step, and the
+    # compiled test step must report the same losses.
     (x, y), _ = digits
     x, y = x[:48], y[:48]
 
@@ -418,8 +419,8 @@ def test_torch_compiled_step_trains_as_the_eager_step(digits):
         keras.utils.set_random_seed(0)
         model = keras_svp.SVPSequential(
             [
-                keras_svp.SVPDense(16, seed=1),
-                keras_svp.SVPDense(16, seed=2),
+                keras_svp.SVPDense(16, seed=1, name="unit_a"),
+                keras_svp.SVPDense(16, seed=2, name="unit_b"),
                 keras.layers.Dense(10),
             ]
         )
@@ -428,14 +429,30 @@ def test_torch_compiled_step_trains_as_the_eager_step(digits):
         before = trainable_values(model)
         model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
         assert model.jit_compile is jit_compile
-        return before, trainable_values(model)
+        logs = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+        return before, trainable_values(model), logs
 
     def trainable_values(model):
         # Copies: on a CPU, PyTorch's arrays share the variables' memory.
         return [np.array(w.numpy()) for w in model.trainable_weights]
 
-    (start, eager), (_, compiled) = trained(False), trained(True)
+    (start, eager, eager_logs), (_, compiled, compiled_logs) = (
+        trained(False),
+        trained(True),
+    )
     assert len(eager) == len(compiled) == 10  # 2 units x 4, the head's 2
     for initial, want, got in zip(start, eager, compiled):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
         assert not np.allclose(want, initial)
+    # The compiled test step reports every unit's losses as the eager one.
+    assert sorted(compiled_logs) == sorted(eager_logs)
+    assert sorted(eager_logs) == [
+        "head_loss",
+        "loss",
+        "unit_a_alignment_loss",
+        "unit_a_prediction_loss",
+        "unit_b_alignment_loss",
+        "unit_b_prediction_loss",
+    ]
+    for name, value in eager_logs.items():
+        assert compiled_logs[name] == pytest.approx(value, rel=1e-4), name
