@@ -433,8 +433,7 @@ def test_torch_compiled_step_trains_as_the_eager_step(digits):
         return before, trainable_values(model), logs
 
     def trainable_values(model):
-        # Copies: on a CPU, PyTorch's arrays share the variables' memory.
-        return [np.array(w.numpy()) for w in model.trainable_weights]
+        return [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
 
     (start, eager, eager_logs), (_, compiled, compiled_logs) = (
         trained(False),
