@@ -32,7 +32,7 @@ def check_row(row):
     assert row["train_seconds"] > 0
 
 
-@pytest.mark.parametrize("architecture", ["mlp", "cnn", "cnn-conv-head"])
+@pytest.mark.parametrize("architecture", accuracy.ARCHITECTURES)
 def test_accuracy_runs_rows(architecture):
     rows = accuracy.accuracy_runs(
         architecture, seeds=(0,), projection_dropout=0.0, **TINY
@@ -295,6 +295,21 @@ def test_build_model_input_alignment_and_learning_rate():
     random_head = accuracy.build_model("cnn", "svp", head_from_projection=False)
     assert random_head.head_from_projection is False
     assert math.isclose(float(plain.optimizer.learning_rate), 1e-3, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["svp", "bp"])
+def test_wide_cnn_has_twice_the_filters(mode):
+    def filters(architecture):
+        model = accuracy.build_model(architecture, mode)
+        model.build((None, 28, 28, 1))
+        return [
+            layer.kernel.shape[-1]
+            for layer in model._flatten_layers()
+            if isinstance(layer, keras.layers.Conv2D)
+        ]
+
+    assert filters("cnn") == [32, 64, 128]
+    assert filters("cnn-wide") == [64, 128, 256]
 
 
 def test_load_data_train_limit_is_a_fixed_subset():

@@ -40,7 +40,7 @@ PROFILES = {
         "vit_heads": 3,
         "vit_depths": "6,12",
         "dataset": "fashion_mnist",
-        "architectures": "mlp,cnn,cnn-conv-head",
+        "architectures": "mlp,cnn,cnn-conv-head,cnn-wide",
         "epochs": 3,
         "seeds": "0,1,2",
         "ablation_epochs": 3,
@@ -181,7 +181,7 @@ def parse_args(argv=None):
         "--ablation-architecture",
         default="mlp",
         help="the network the ablation trains: mlp (the default, which set "
-        "the package defaults), cnn or cnn-conv-head",
+        "the package defaults), cnn, cnn-conv-head or cnn-wide",
     )
     parser.add_argument(
         "--ablation-backends",
@@ -199,7 +199,8 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--architectures",
-        help="accuracy architectures: mlp,cnn,cnn-conv-head",
+        help="accuracy architectures, from mlp,cnn,cnn-conv-head,cnn-wide "
+        "(cnn-wide: the cnn at twice the filters)",
     )
     parser.add_argument(
         "--learning-rates",

@@ -3,8 +3,8 @@
 - `accuracy_runs`: one architecture (`"mlp"`: 3 x 1024 `SVPDense`, the
   paper's MLP; `"cnn"`: `models.build_cnn`, three `SVPConv2D` units;
   `"cnn-conv-head"`: the same network with its last convolution in the
-  output head) trained in each mode with each seed, same epochs, optimizer
-  and data for all.
+  output head; `"cnn-wide"`: the `"cnn"` at twice the filters) trained
+  in each mode with each seed, same epochs, optimizer and data for all.
 - `ablation_runs`: SVP with one open choice of the method changed at a
   time (alignment, projection dropout, projection scale, projection size,
   input alignment), on the MLP (which settled the package's defaults) or
@@ -30,7 +30,7 @@ import keras_svp
 from keras_svp import datasets
 from keras_svp.benchmarks import models
 
-ARCHITECTURES = ("mlp", "cnn", "cnn-conv-head")
+ARCHITECTURES = ("mlp", "cnn", "cnn-conv-head", "cnn-wide")
 MODES = ("svp", "bp")
 SCHEDULES = ("cosine", "constant")
 
@@ -167,7 +167,7 @@ def build_model(
     """Builds and compiles one benchmark model.
 
     The model comes from `models.build_mlp` (3 x 1024, with `Flatten`) or
-    `models.build_cnn`.
+    `models.build_cnn` (`"cnn-wide"`: with `width_multiplier=2`).
 
     Args:
         architecture: one of `ARCHITECTURES`.
@@ -194,6 +194,8 @@ def build_model(
         return models.build_mlp(MLP_DEPTH, MLP_WIDTH, mode, flatten=True, **options)
     if architecture == "cnn":
         return models.build_cnn(mode, **options)
+    if architecture == "cnn-wide":
+        return models.build_cnn(mode, width_multiplier=2, **options)
     return models.build_cnn(mode, head_convolutions=1, **options)
 
 
@@ -374,8 +376,10 @@ def accuracy_runs(
 
     Args:
         architecture: `"mlp"` (3 x 1024 `SVPDense` after a `Flatten`, the
-            paper's MLP), `"cnn"` (`models.build_cnn`) or `"cnn-conv-head"`
-            (`models.build_cnn(head_convolutions=1)`).
+            paper's MLP), `"cnn"` (`models.build_cnn`), `"cnn-conv-head"`
+            (`models.build_cnn(head_convolutions=1)`) or `"cnn-wide"`
+            (`models.build_cnn(width_multiplier=2)`: 64, 128 and 256
+            filters).
         modes: modes to train, from `"svp"` and `"bp"`.
         seeds: seeds, one run per mode and seed.
         epochs: training epochs.
@@ -475,7 +479,7 @@ def ablation_runs(
             data and budget; usually `"default"`) takes that row's results
             instead of training the same model again.
         architecture: the network, as in `accuracy_runs` (`"mlp"`,
-            `"cnn"` or `"cnn-conv-head"`).
+            `"cnn"`, `"cnn-conv-head"` or `"cnn-wide"`).
 
     Returns:
         A list of dicts as `accuracy_runs` returns, with `benchmark`

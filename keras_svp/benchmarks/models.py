@@ -95,13 +95,15 @@ def build_cnn(
     input_alignment=False,
     learning_rate=1e-3,
     head_convolutions=0,
+    width_multiplier=1,
     **unit_options,
 ):
     """A small VGG-style CNN (`SMALL_CNN`), compiled and unbuilt.
 
     Its three poolings fit images of 8x8 pixels or more. With
     `head_convolutions=1` its last convolution belongs to the output head
-    (two `SVPConv2D` units; see `applications.vgg`).
+    (two `SVPConv2D` units; see `applications.vgg`); `width_multiplier`
+    scales its filters (2: 64, 128 and 256).
     """
     return build_application(
         "vgg",
@@ -113,6 +115,7 @@ def build_cnn(
         input_shape=None,
         input_alignment=input_alignment,
         head_convolutions=head_convolutions,
+        width_multiplier=width_multiplier,
         name="cnn_conv_head" if head_convolutions else "cnn",
         **unit_options,
     )
