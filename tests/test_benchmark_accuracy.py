@@ -298,7 +298,7 @@ def test_build_model_input_alignment_and_learning_rate():
 
 
 @pytest.mark.parametrize("mode", ["svp", "bp"])
-def test_wide_cnn_has_twice_the_filters(mode):
+def test_cnn_variants_have_their_filters_and_head(mode):
     def filters(architecture):
         model = accuracy.build_model(architecture, mode)
         model.build((None, 28, 28, 1))
@@ -310,6 +310,12 @@ def test_wide_cnn_has_twice_the_filters(mode):
 
     assert filters("cnn") == [32, 64, 128]
     assert filters("cnn-wide") == [64, 128, 256]
+    assert filters("cnn-wide-conv-head") == [64, 128, 256]
+    # The last convolution of the conv-head CNNs is the output head's.
+    head = accuracy.build_model("cnn-wide-conv-head", mode).get_layer("head")
+    assert [layer.filters for layer in head.layers if hasattr(layer, "filters")] == [
+        256
+    ]
 
 
 def test_load_data_train_limit_is_a_fixed_subset():

@@ -3,8 +3,9 @@
 - `accuracy_runs`: one architecture (`"mlp"`: 3 x 1024 `SVPDense`, the
   paper's MLP; `"cnn"`: `models.build_cnn`, three `SVPConv2D` units;
   `"cnn-conv-head"`: the same network with its last convolution in the
-  output head; `"cnn-wide"`: the `"cnn"` at twice the filters) trained
-  in each mode with each seed, same epochs, optimizer and data for all.
+  output head; `"cnn-wide"` and `"cnn-wide-conv-head"`: the same two at
+  twice the filters) trained in each mode with each seed, same epochs,
+  optimizer and data for all.
 - `ablation_runs`: SVP with one open choice of the method changed at a
   time (alignment, projection dropout, projection scale, projection size,
   input alignment), on the MLP (which settled the package's defaults) or
@@ -30,7 +31,14 @@ import keras_svp
 from keras_svp import datasets
 from keras_svp.benchmarks import models
 
-ARCHITECTURES = ("mlp", "cnn", "cnn-conv-head", "cnn-wide")
+# The small CNN's variants: `models.build_cnn` options per architecture.
+CNN_OPTIONS = {
+    "cnn": {},
+    "cnn-conv-head": {"head_convolutions": 1},
+    "cnn-wide": {"width_multiplier": 2},
+    "cnn-wide-conv-head": {"width_multiplier": 2, "head_convolutions": 1},
+}
+ARCHITECTURES = ("mlp", *CNN_OPTIONS)
 MODES = ("svp", "bp")
 SCHEDULES = ("cosine", "constant")
 
@@ -167,7 +175,8 @@ def build_model(
     """Builds and compiles one benchmark model.
 
     The model comes from `models.build_mlp` (3 x 1024, with `Flatten`) or
-    `models.build_cnn` (`"cnn-wide"`: with `width_multiplier=2`).
+    `models.build_cnn` with the architecture's `CNN_OPTIONS` (`"-wide"`:
+    `width_multiplier=2`; `"-conv-head"`: `head_convolutions=1`).
 
     Args:
         architecture: one of `ARCHITECTURES`.
@@ -192,11 +201,7 @@ def build_model(
     }
     if architecture == "mlp":
         return models.build_mlp(MLP_DEPTH, MLP_WIDTH, mode, flatten=True, **options)
-    if architecture == "cnn":
-        return models.build_cnn(mode, **options)
-    if architecture == "cnn-wide":
-        return models.build_cnn(mode, width_multiplier=2, **options)
-    return models.build_cnn(mode, head_convolutions=1, **options)
+    return models.build_cnn(mode, **CNN_OPTIONS[architecture], **options)
 
 
 def train_and_evaluate(model, data, epochs, batch_size=128):
@@ -377,9 +382,9 @@ def accuracy_runs(
     Args:
         architecture: `"mlp"` (3 x 1024 `SVPDense` after a `Flatten`, the
             paper's MLP), `"cnn"` (`models.build_cnn`), `"cnn-conv-head"`
-            (`models.build_cnn(head_convolutions=1)`) or `"cnn-wide"`
+            (`models.build_cnn(head_convolutions=1)`), `"cnn-wide"`
             (`models.build_cnn(width_multiplier=2)`: 64, 128 and 256
-            filters).
+            filters) or `"cnn-wide-conv-head"` (both).
         modes: modes to train, from `"svp"` and `"bp"`.
         seeds: seeds, one run per mode and seed.
         epochs: training epochs.
@@ -478,8 +483,8 @@ def ablation_runs(
             A variant whose run is among them (same model, options, seed,
             data and budget; usually `"default"`) takes that row's results
             instead of training the same model again.
-        architecture: the network, as in `accuracy_runs` (`"mlp"`,
-            `"cnn"`, `"cnn-conv-head"` or `"cnn-wide"`).
+        architecture: the network, one of `ARCHITECTURES` (see
+            `accuracy_runs`).
 
     Returns:
         A list of dicts as `accuracy_runs` returns, with `benchmark`
@@ -505,8 +510,8 @@ def ablation_runs(
             raise ValueError(
                 f"Ablation variants {sorted(convolutional)} change a knob of "
                 f"convolutional units only; the {architecture!r} network has "
-                "none. Leave them out, or ablate a CNN (architecture 'cnn' "
-                "or 'cnn-conv-head')."
+                "none. Leave them out, or ablate a CNN (an architecture "
+                f"from {list(CNN_OPTIONS)})."
             )
         if unknown:
             raise ValueError(
