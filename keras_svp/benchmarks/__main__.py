@@ -40,9 +40,9 @@ PROFILES = {
         "vit_heads": 3,
         "vit_depths": "6,12",
         "dataset": "fashion_mnist",
-        # The MLP and small CNN, and the CNN split that the docs
-        # recommend; the wide CNNs cost 2 to 3 times as much to train and
-        # have their own committed runs.
+        # The MLP and small CNN, and that CNN with its last
+        # convolution in the head; the wide CNNs cost 2 to 3 times as much
+        # to train and have their own committed runs.
         "architectures": "mlp,cnn,cnn-conv-head",
         "epochs": 3,
         "seeds": "0,1,2",
