@@ -206,7 +206,7 @@ def parse_args(argv=None):
         help="accuracy architectures, from mlp,cnn,cnn-conv-head,cnn-wide,"
         "cnn-wide-conv-head (-wide: the cnn at twice the filters; -conv-head: "
         "its last convolution in the output head); default: "
-        "mlp,cnn,cnn-conv-head",
+        + PROFILES["full"]["architectures"],
     )
     parser.add_argument(
         "--learning-rates",
