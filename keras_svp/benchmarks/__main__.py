@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from keras_svp.benchmarks import memory
 from keras_svp.benchmarks import report
 from keras_svp.benchmarks import speed
+from keras_svp.benchmarks.accuracy import ARCHITECTURES
 
 ALL = ("memory", "architectures", "speed", "accuracy", "ablation")
 
@@ -183,9 +184,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--ablation-architecture",
         default="mlp",
-        help="the network the ablation trains: mlp (the default, which set "
-        "the package defaults), cnn, cnn-conv-head, cnn-wide or "
-        "cnn-wide-conv-head",
+        help="the network the ablation trains, from "
+        + ",".join(ARCHITECTURES)
+        + " (default: mlp, which set the package defaults)",
     )
     parser.add_argument(
         "--ablation-backends",
@@ -203,9 +204,10 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--architectures",
-        help="accuracy architectures, from mlp,cnn,cnn-conv-head,cnn-wide,"
-        "cnn-wide-conv-head (-wide: the cnn at twice the filters; -conv-head: "
-        "its last convolution in the output head); default: "
+        help="accuracy architectures, from "
+        + ",".join(ARCHITECTURES)
+        + " (-wide: the cnn at twice the filters; -conv-head: its last "
+        "convolution in the output head); default: "
         + PROFILES["full"]["architectures"],
     )
     parser.add_argument(
@@ -272,8 +274,6 @@ def parse_args(argv=None):
     unknown = set(args.only) - set(ALL)
     if unknown:
         parser.error(f"unknown benchmarks {sorted(unknown)}; choose from {ALL}")
-    from keras_svp.benchmarks.accuracy import ARCHITECTURES
-
     args.architectures = [name for name in args.architectures.split(",") if name]
     unknown = [name for name in args.architectures if name not in ARCHITECTURES]
     if unknown:
