@@ -124,6 +124,56 @@ def test_mlp_structure_and_bp_mode():
         applications.mlp(depth=0)
 
 
+def test_mlp_head_layers():
+    model = applications.mlp(
+        depth=3, width=16, input_shape=(8, 8, 1), head_layers=1, projection_dim=12
+    )
+    assert [unit.units for unit in _units(model)] == [16, 16]
+    head = model.layers[-1]
+    assert isinstance(head, keras.Sequential) and head.name == "head"
+    assert [type(layer).__name__ for layer in head.layers] == [
+        "Dense",
+        "LayerNormalization",
+        "Activation",
+        "Dense",
+    ]
+    assert [head.layers[0].units, head.layers[-1].units] == [16, 10]
+    # The head's layers are trained by the compiled loss, nothing else.
+    assert len(model.head_weights) == len(head.trainable_weights) == 6
+    # In BP it is the same network as one unit per hidden layer.
+    per_layer = applications.mlp(depth=3, width=16, input_shape=(8, 8, 1))
+    assert sorted(tuple(w.shape) for w in model.trainable_weights) == sorted(
+        tuple(w.shape) for w in per_layer.trainable_weights
+    )
+    # With the same weights, the head's hidden layer computes what the unit
+    # does.
+    unit = _units(per_layer)[-1]
+    dense, norm, activation = head.layers[:3]
+    for source, target in zip(
+        unit.dense.weights + unit.norm.weights, dense.weights + norm.weights
+    ):
+        target.assign(source)
+    h = np.random.default_rng(0).normal(size=(4, 16)).astype("float32")
+    np.testing.assert_allclose(
+        to_numpy(activation(norm(dense(h)))), to_numpy(unit(h)), atol=1e-5
+    )
+    # The units' body options reach the head's layers; SVP options do not.
+    relu = applications.mlp(
+        depth=2, width=8, head_layers=1, activation="relu", normalization="batch"
+    )
+    assert [type(layer).__name__ for layer in relu.layers[-1].layers[:3]] == [
+        "Dense",
+        "BatchNormalization",
+        "Activation",
+    ]
+    assert relu.layers[-1].layers[2].activation is keras.activations.relu
+    with pytest.raises(ValueError, match="leaves no SVP unit"):
+        applications.mlp(depth=2, head_layers=2)
+    for bad in (-1, True, 1.0):
+        with pytest.raises(ValueError, match="head_layers must be"):
+            applications.mlp(depth=2, head_layers=bad)
+
+
 @pytest.mark.parametrize(
     "input_shape, pools",
     [((32, 32, 3), [2, 2, None, 2, None, 2, None, 2]), ((28, 28, 1), None)],
@@ -258,6 +308,26 @@ def test_vgg_convolution_head_trains_and_saves(tmp_path):
     assert not np.allclose(to_numpy(kernel), before)
     assert np.abs(to_numpy(norm.moving_mean)).max() > 0
     path = str(tmp_path / "vgg.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5
+    )
+
+
+def test_mlp_dense_head_trains_and_saves(tmp_path):
+    """The head's hidden layer learns, and the model saves and loads."""
+    model = applications.mlp(depth=2, width=8, head_layers=1, flatten=False, seed=0)
+    model.compile(keras.optimizers.Adam(1e-2), CE)
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 6)).astype("float32")
+    y = rng.integers(0, 10, 32)
+    model.build(x.shape)
+    kernel = model.layers[-1].layers[0].kernel
+    before = to_numpy(kernel).copy()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert not np.allclose(to_numpy(kernel), before)
+    path = str(tmp_path / "mlp.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(

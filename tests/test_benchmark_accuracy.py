@@ -318,6 +318,21 @@ def test_cnn_variants_have_their_filters_and_head(mode):
     ]
 
 
+@pytest.mark.parametrize("mode", ["svp", "bp"])
+def test_mlp_variants_have_their_units_and_head(mode):
+    def widths(architecture):
+        model = accuracy.build_model(architecture, mode)
+        model.build((None, 28, 28, 1))
+        units = [u.units for u in model.layers if isinstance(u, keras_svp.SVPDense)]
+        head = model.get_layer("head")
+        dense = head.layers if isinstance(head, keras.Sequential) else [head]
+        return units, [layer.units for layer in dense if hasattr(layer, "units")]
+
+    assert widths("mlp") == ([1024, 1024, 1024], [10])
+    # The last hidden layer of the dense-head MLP is the output head's.
+    assert widths("mlp-dense-head") == ([1024, 1024], [1024, 10])
+
+
 def test_load_data_train_limit_is_a_fixed_subset():
     (x_a, y_a), test_a = accuracy.load_data("digits", train_limit=100)
     (x_b, y_b), test_b = accuracy.load_data("digits", train_limit=100)

@@ -1,16 +1,15 @@
 """VGG-style networks of `SVPConv2D` units."""
 
-import inspect
 import math
 
 import keras
 
 from keras_svp.applications.common import check_int
+from keras_svp.applications.common import plain_layers
 from keras_svp.applications.common import svp_sequential
 from keras_svp.layers import SVPConv2D
 from keras_svp.layers import SVPDense
 from keras_svp.layers.pooling import MaxPooling2D
-from keras_svp.layers.unit import normalization_layer
 
 # Filters per convolution; "M" is a 2x2 max pooling after the previous one.
 VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
@@ -32,23 +31,19 @@ _BODY_ARGS = (
 
 def _plain_convolution(filters, options):
     """Conv2D -> normalization -> activation, like an `SVPConv2D` body."""
-    defaults = inspect.signature(SVPConv2D).parameters
-    body = {key: options.get(key, defaults[key].default) for key in _BODY_ARGS}
-    layers = [
-        keras.layers.Conv2D(
+    return plain_layers(
+        SVPConv2D,
+        lambda body: keras.layers.Conv2D(
             filters,
             3,
             padding="same",
             use_bias=body["use_bias"],
             kernel_initializer=body["kernel_initializer"],
             kernel_regularizer=body["kernel_regularizer"],
-        )
-    ]
-    norm = normalization_layer(body["normalization"], None, None)
-    if norm is not None:
-        layers.append(norm)
-    layers.append(keras.layers.Activation(body["activation"]))
-    return layers
+        ),
+        options,
+        _BODY_ARGS,
+    )
 
 
 def vgg(

@@ -1,7 +1,8 @@
 """Test accuracy of SVP against backprop, and the ablation of SVP's options.
 
 - `accuracy_runs`: one architecture (`"mlp"`: 3 x 1024 `SVPDense`, the
-  paper's MLP; `"cnn"`: `models.build_cnn`, three `SVPConv2D` units;
+  paper's MLP; `"mlp-dense-head"`: the same network with its last hidden
+  layer in the output head; `"cnn"`: `models.build_cnn`, three `SVPConv2D` units;
   `"cnn-conv-head"`: the same network with its last convolution in the
   output head; `"cnn-wide"` and `"cnn-wide-conv-head"`: the same two at
   twice the filters) trained in each mode with each seed, same epochs,
@@ -31,6 +32,11 @@ import keras_svp
 from keras_svp import datasets
 from keras_svp.benchmarks import models
 
+# The MLP's variants: `models.build_mlp` options per architecture.
+MLP_OPTIONS = {
+    "mlp": {},
+    "mlp-dense-head": {"head_layers": 1},
+}
 # The small CNN's variants: `models.build_cnn` options per architecture.
 CNN_OPTIONS = {
     "cnn": {},
@@ -38,7 +44,7 @@ CNN_OPTIONS = {
     "cnn-wide": {"width_multiplier": 2},
     "cnn-wide-conv-head": {"width_multiplier": 2, "head_convolutions": 1},
 }
-ARCHITECTURES = ("mlp", *CNN_OPTIONS)
+ARCHITECTURES = (*MLP_OPTIONS, *CNN_OPTIONS)
 MODES = ("svp", "bp")
 SCHEDULES = ("cosine", "constant")
 
@@ -119,7 +125,7 @@ def ablation_variants(num_classes=10, architecture="mlp"):
 
     Args:
         num_classes: number of classes (the default projection size).
-        architecture: the network the variants are for; the MLP leaves out
+        architecture: the network the variants are for; the MLPs leave out
             the variants of knobs only convolutional units take
             (`FEATURE_MAP_KNOBS`).
 
@@ -135,7 +141,7 @@ def ablation_variants(num_classes=10, architecture="mlp"):
         settings = {**defaults, **change}
         if name != "default" and settings == defaults:
             continue
-        if architecture == "mlp" and _changes_feature_map(change):
+        if architecture in MLP_OPTIONS and _changes_feature_map(change):
             continue
         variants.append((name, settings))
     return variants
@@ -174,8 +180,9 @@ def build_model(
 ):
     """Builds and compiles one benchmark model.
 
-    The model comes from `models.build_mlp` (3 x 1024, with `Flatten`) or
-    `models.build_cnn` with the architecture's `CNN_OPTIONS` (`"-wide"`:
+    The model comes from `models.build_mlp` (3 x 1024, with `Flatten`) with
+    the architecture's `MLP_OPTIONS` (`"-dense-head"`: `head_layers=1`) or
+    `models.build_cnn` with its `CNN_OPTIONS` (`"-wide"`:
     `width_multiplier=2`; `"-conv-head"`: `head_convolutions=1`).
 
     Args:
@@ -199,8 +206,15 @@ def build_model(
         "learning_rate": learning_rate,
         **unit_options,
     }
-    if architecture == "mlp":
-        return models.build_mlp(MLP_DEPTH, MLP_WIDTH, mode, flatten=True, **options)
+    if architecture in MLP_OPTIONS:
+        return models.build_mlp(
+            MLP_DEPTH,
+            MLP_WIDTH,
+            mode,
+            flatten=True,
+            **MLP_OPTIONS[architecture],
+            **options,
+        )
     return models.build_cnn(mode, **CNN_OPTIONS[architecture], **options)
 
 
@@ -381,7 +395,9 @@ def accuracy_runs(
 
     Args:
         architecture: `"mlp"` (3 x 1024 `SVPDense` after a `Flatten`, the
-            paper's MLP), `"cnn"` (`models.build_cnn`), `"cnn-conv-head"`
+            paper's MLP), `"mlp-dense-head"` (the same with its last hidden
+            layer in the output head: `head_layers=1`), `"cnn"`
+            (`models.build_cnn`), `"cnn-conv-head"`
             (`models.build_cnn(head_convolutions=1)`), `"cnn-wide"`
             (`models.build_cnn(width_multiplier=2)`: 64, 128 and 256
             filters) or `"cnn-wide-conv-head"` (both).

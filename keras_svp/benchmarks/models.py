@@ -62,12 +62,14 @@ def build_mlp(
     input_alignment=False,
     learning_rate=1e-3,
     jit_compile="auto",
+    head_layers=0,
     **unit_options,
 ):
     """`applications.mlp`: `depth` SVPDense units of `width`, compiled.
 
     `unit_options` go to every `SVPDense` (e.g. `projection_dropout=0`);
-    `jit_compile` to `compile_model`.
+    `jit_compile` to `compile_model`. With `head_layers=1` the last hidden
+    layer belongs to the output head (see `applications.mlp`).
     """
     return build_application(
         "mlp",
@@ -80,6 +82,7 @@ def build_mlp(
         width=width,
         flatten=flatten,
         input_alignment=input_alignment,
+        head_layers=head_layers,
         **unit_options,
     )
 
