@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from keras_svp import SVPConv2D
+from keras_svp import SVPDense
 from keras_svp import datasets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,6 +20,7 @@ EXAMPLES = os.path.join(ROOT, "examples")
 sys.path.insert(0, EXAMPLES)
 
 import example_utils  # noqa: E402
+import mlp  # noqa: E402
 import vgg  # noqa: E402
 import vit_svp_plus  # noqa: E402
 
@@ -118,6 +120,22 @@ def test_vgg_example_builds_the_config_it_is_given(
     assert model.name == name
     units = [layer for layer in model.layers if isinstance(layer, SVPConv2D)]
     assert [unit.filters for unit in units] == filters
+
+
+@pytest.mark.parametrize("head_layers, units", [(0, 3), (1, 2)])
+def test_mlp_example_builds_the_head_it_is_given(head_layers, units):
+    args = argparse.Namespace(
+        depth=3,
+        width=16,
+        quick=False,
+        mode="svp",
+        seed=0,
+        head_layers=head_layers,
+        random_head=False,
+    )
+    model = mlp.build_model(args, (8, 8, 1), 10)
+    assert sum(isinstance(layer, SVPDense) for layer in model.layers) == units
+    assert isinstance(model.get_layer("head"), keras.Sequential) == bool(head_layers)
 
 
 @pytest.mark.parametrize("argv, expected", [([], "auto"), (["--random-head"], False)])
