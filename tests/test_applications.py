@@ -124,14 +124,20 @@ def test_mlp_structure_and_bp_mode():
         applications.mlp(depth=0)
 
 
+def _sequential_head_layers(model):
+    """The class names of the layers of `model`'s `keras.Sequential` head."""
+    head = model.layers[-1]
+    assert isinstance(head, keras.Sequential) and head.name == "head"
+    return [type(layer).__name__ for layer in head.layers]
+
+
 def test_mlp_head_layers():
     model = applications.mlp(
         depth=3, width=16, input_shape=(8, 8, 1), head_layers=1, projection_dim=12
     )
     assert [unit.units for unit in _units(model)] == [16, 16]
     head = model.layers[-1]
-    assert isinstance(head, keras.Sequential) and head.name == "head"
-    assert [type(layer).__name__ for layer in head.layers] == [
+    assert _sequential_head_layers(model) == [
         "Dense",
         "LayerNormalization",
         "Activation",
@@ -261,8 +267,7 @@ def test_vgg_head_convolutions():
     )
     assert [(u.filters, u.pool_size) for u in _units(model)] == [(4, 2), (8, 2)]
     head = model.layers[-1]
-    assert isinstance(head, keras.Sequential) and head.name == "head"
-    assert [type(layer).__name__ for layer in head.layers] == [
+    assert _sequential_head_layers(model) == [
         "Conv2D",
         "BatchNormalization",
         "Activation",

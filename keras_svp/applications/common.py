@@ -41,21 +41,24 @@ def plain_layers(unit_class, make_layer, options, body_args):
 
     Args:
         unit_class: the SVP unit whose body they copy, e.g. `SVPDense`.
-        make_layer: called with the resolved body options, returns the
-            weighted layer (a `Dense` or `Conv2D`).
+        make_layer: makes the weighted layer (e.g. a partial `Dense` or
+            `Conv2D`); called with the body options but `"normalization"`
+            and `"activation"` as keyword arguments.
         options: the units' options; `body_args` missing from it take
             `unit_class`'s defaults, so the plain layers match the units.
-        body_args: the names of the options that shape the body; they must
-            include `"normalization"` and `"activation"`.
+        body_args: the names of the options that shape the body: the
+            unit's `"normalization"` and `"activation"`, and the weighted
+            layer's arguments of the same name as the unit's.
 
     Returns:
         A list of Keras layers.
     """
     defaults = inspect.signature(unit_class).parameters
     body = {key: options.get(key, defaults[key].default) for key in body_args}
-    layers = [make_layer(body)]
-    norm = normalization_layer(body["normalization"], None, None)
+    normalization, activation = body.pop("normalization"), body.pop("activation")
+    layers = [make_layer(**body)]
+    norm = normalization_layer(normalization, None, None)
     if norm is not None:
         layers.append(norm)
-    layers.append(keras.layers.Activation(body["activation"]))
+    layers.append(keras.layers.Activation(activation))
     return layers

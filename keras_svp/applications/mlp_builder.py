@@ -1,5 +1,7 @@
 """The paper's multilayer perceptron of `SVPDense` units."""
 
+import functools
+
 import keras
 
 from keras_svp.applications.common import check_int
@@ -23,17 +25,7 @@ _BODY_ARGS = (
 def _plain_dense(width, options):
     """Dense -> normalization -> activation, like an `SVPDense` body."""
     return plain_layers(
-        SVPDense,
-        lambda body: keras.layers.Dense(
-            width,
-            use_bias=body["use_bias"],
-            kernel_initializer=body["kernel_initializer"],
-            bias_initializer=body["bias_initializer"],
-            kernel_regularizer=body["kernel_regularizer"],
-            bias_regularizer=body["bias_regularizer"],
-        ),
-        options,
-        _BODY_ARGS,
+        SVPDense, functools.partial(keras.layers.Dense, width), options, _BODY_ARGS
     )
 
 

@@ -1,5 +1,6 @@
 """VGG-style networks of `SVPConv2D` units."""
 
+import functools
 import math
 
 import keras
@@ -31,19 +32,8 @@ _BODY_ARGS = (
 
 def _plain_convolution(filters, options):
     """Conv2D -> normalization -> activation, like an `SVPConv2D` body."""
-    return plain_layers(
-        SVPConv2D,
-        lambda body: keras.layers.Conv2D(
-            filters,
-            3,
-            padding="same",
-            use_bias=body["use_bias"],
-            kernel_initializer=body["kernel_initializer"],
-            kernel_regularizer=body["kernel_regularizer"],
-        ),
-        options,
-        _BODY_ARGS,
-    )
+    conv = functools.partial(keras.layers.Conv2D, filters, 3, padding="same")
+    return plain_layers(SVPConv2D, conv, options, _BODY_ARGS)
 
 
 def vgg(
