@@ -42,8 +42,8 @@ def plain_layers(unit_class, make_layer, options, body_args):
     Args:
         unit_class: the SVP unit whose body they copy, e.g. `SVPDense`.
         make_layer: makes the weighted layer (e.g. a partial `Dense` or
-            `Conv2D`); called with the body options but `"normalization"`
-            and `"activation"` as keyword arguments.
+            `Conv2D`); it gets the body options as keyword arguments, all
+            but `"normalization"` and `"activation"`.
         options: the units' options; `body_args` missing from it take
             `unit_class`'s defaults, so the plain layers match the units.
         body_args: the names of the options that shape the body: the
