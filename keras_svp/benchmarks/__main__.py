@@ -206,7 +206,8 @@ def parse_args(argv=None):
         "--architectures",
         help="accuracy architectures, from "
         + ",".join(ARCHITECTURES)
-        + " (-wide: the cnn at twice the filters; -conv-head: its last "
+        + " (-dense-head: the mlp's last hidden layer in the output head; "
+        "-wide: the cnn at twice the filters; -conv-head: its last "
         "convolution in the output head); default: "
         + PROFILES["full"]["architectures"],
     )
