@@ -126,7 +126,7 @@ def test_ablation_variants_cover_every_knob():
         knob: {settings[knob] for _, settings in variants}
         for knob in accuracy.UNIT_KNOBS + accuracy.MODEL_KNOBS
     }
-    assert 0.0 in seen["alignment_weight"]
+    assert {0.0, 1.0, 10.0, 100.0} <= seen["alignment_weight"]
     assert 0.0 in seen["projection_dropout"]
     assert {"jl", "fan_in"} <= seen["projection_scale"]
     assert {10, 32, 128} <= seen["projection_dim"]
@@ -153,6 +153,7 @@ def test_ablation_runs_every_variant():
     by_name = {r["variant"]: r for r in rows}
     assert by_name["projection_scale=jl"]["projection_scale"] == "jl"
     assert by_name["projection_dim=128"]["projection_dim"] == 128
+    assert by_name["alignment_weight=100"]["alignment_weight"] == 100.0
     assert by_name["input_alignment=True"]["input_alignment"] is True
     assert by_name["head_from_projection=False"]["head_from_projection"] is False
     assert by_name["default"]["head_from_projection"] == "auto"

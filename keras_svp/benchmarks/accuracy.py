@@ -77,6 +77,11 @@ FEATURE_MAP_KNOBS = ("projection_pool_size",)
 ABLATION_VARIANTS = (
     ("default", {}),
     ("alignment_weight=0", {"alignment_weight": 0.0}),
+    # At weight 1 the alignment loss is about a hundredth of the prediction
+    # loss (compare the `<unit>_alignment_loss` and `_prediction_loss` logs
+    # of `fit`), so only much larger weights show whether more alignment helps.
+    ("alignment_weight=10", {"alignment_weight": 10.0}),
+    ("alignment_weight=100", {"alignment_weight": 100.0}),
     ("projection_dropout=0", {"projection_dropout": 0.0}),
     ("projection_dropout=0.1", {"projection_dropout": 0.1}),
     ("projection_scale=fan_in", {"projection_scale": "fan_in"}),
@@ -474,16 +479,15 @@ def ablation_runs(
     """SVP with one option changed at a time, by default on the MLP (3 x 1024).
 
     The variants (`ablation_variants`): the package defaults; no alignment
-    (`alignment_weight=0`); projection dropout 0 and 0.1;
-    projection scale `"fan_in"` and `"jl"`; projection size 10, 32 and 128;
-    `input_alignment` False and True; alignment of the reduced activations
-    instead of the projections (`alignment_target="activation"`); the
-    head started at random rather than at the last unit's projection
+    (`alignment_weight=0`) and much more of it (10 and 100); projection dropout
+    0 and 0.1; projection scale `"fan_in"` and `"jl"`; projection size 10, 32
+    and 128; `input_alignment` False and True; alignment of the reduced
+    activations instead of the projections (`alignment_target="activation"`);
+    the head started at random rather than at the last unit's projection
     (`head_from_projection=False`); and, on a CNN, the projection of a 2x2
     average-pooled map (`projection_pool_size=2`, the memory saver for wide
-    maps). A variant
-    identical to the defaults is left out, since `"default"` already
-    measures it.
+    maps). A variant identical to the defaults is left out, since `"default"`
+    already measures it.
 
     Args:
         epochs: training epochs.
