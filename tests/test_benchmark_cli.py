@@ -398,6 +398,45 @@ def test_learning_rates_train_every_mode_at_each_rate(monkeypatch):
     assert "(cosine learning rate)" in profile_text(args)
 
 
+def test_train_limit_reaches_accuracy_and_ablation_runs(monkeypatch):
+    from keras_svp.benchmarks import accuracy
+    from keras_svp.benchmarks.__main__ import _run_benchmarks
+
+    calls = []
+    for name in ("accuracy_runs", "ablation_runs"):
+        monkeypatch.setattr(
+            accuracy,
+            name,
+            lambda *args, _name=name, **kwargs: calls.append((_name, kwargs)) or [],
+        )
+    flags = ["--only", "accuracy,ablation", "--architectures", "mlp"]
+    flags += ["--ablation-backends", "all"]
+    args = parse_args(flags + ["--train-limit", "6000"])
+    _run_benchmarks(args)
+    assert [(name, kw["train_limit"]) for name, kw in calls] == [
+        ("accuracy_runs", 6000),
+        ("ablation_runs", 6000),
+    ]
+    text = profile_text(args)
+    assert "mlp on fashion_mnist (6000 training examples)," in text
+    assert "SVP mlp on fashion_mnist (6000 training examples)," in text
+    # By default the full profile trains on every example and says nothing.
+    calls.clear()
+    args = parse_args(flags)
+    _run_benchmarks(args)
+    assert [kw["train_limit"] for _, kw in calls] == [None, None]
+    assert "training examples" not in profile_text(args)
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_bad_train_limit_is_refused_with_the_fix(value, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--train-limit", value])
+    err = capsys.readouterr().err
+    assert "--train-limit must be a positive number" in err
+    assert "leave it out" in err
+
+
 @pytest.mark.parametrize("value", ["0.001,fast", "0.001,0", "-1e-3"])
 def test_bad_learning_rates_are_refused_with_the_fix(value, capsys):
     with pytest.raises(SystemExit):

@@ -196,6 +196,13 @@ def parse_args(argv=None):
     )
     parser.add_argument("--dataset", help="fashion_mnist or digits")
     parser.add_argument(
+        "--train-limit",
+        type=int,
+        help="accuracy and ablation runs: train on this many training "
+        "examples, a fixed random subset (default: all; the test set is "
+        "always whole)",
+    )
+    parser.add_argument(
         "--schedule",
         default="cosine",
         choices=("cosine", "constant"),
@@ -269,6 +276,11 @@ def parse_args(argv=None):
     if any(not rate > 0 for rate in args.learning_rates):
         parser.error(f"--learning-rates must be positive, got {args.learning_rates}")
     args.ablation_seeds = _int_list(args.ablation_seeds)
+    if args.train_limit is not None and args.train_limit < 1:
+        parser.error(
+            f"--train-limit must be a positive number of examples, got "
+            f"{args.train_limit}; leave it out to train on all of them"
+        )
     if args.ablation_variants is not None:
         args.ablation_variants = args.ablation_variants.split(",")
     args.only = [name for name in args.only.split(",") if name]
@@ -318,6 +330,12 @@ def _depth_subset(value, depths):
 def _int_list(value):
     """A comma-separated option (or a profile's int) as a list of ints."""
     return [int(item) for item in str(value).split(",")]
+
+
+def _subset_text(train_limit):
+    if train_limit is None:
+        return ""
+    return f" ({train_limit} training examples)"
 
 
 def _rates_text(rates):
@@ -549,14 +567,16 @@ def profile_text(args):
         )
     if "accuracy" in args.only:
         parts.append(
-            f"accuracy: {','.join(args.architectures)} on {args.dataset}, "
+            f"accuracy: {','.join(args.architectures)} on {args.dataset}"
+            f"{_subset_text(args.train_limit)}, "
             f"{args.epochs} epochs ({args.schedule} learning rate"
             f"{_rates_text(args.learning_rates)}), seeds {args.seeds}"
             + (f", {args.activation} units" if args.activation else "")
         )
     if "ablation" in args.only:
         parts.append(
-            f"ablation: SVP {args.ablation_architecture} on {args.dataset}, "
+            f"ablation: SVP {args.ablation_architecture} on {args.dataset}"
+            f"{_subset_text(args.train_limit)}, "
             f"{args.ablation_epochs} epochs "
             f"({args.schedule} learning rate), seeds {args.ablation_seeds}"
         )
