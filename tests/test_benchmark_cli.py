@@ -488,8 +488,12 @@ def test_paired_difference_table_pairs_the_seeds_run_in_both_modes():
         _accuracy_row("svp", 2, 0.95),  # no BP run of seed 2: left out
     ]
     table = report.paired_difference_table(rows)
-    # Seed 0: -1.00, seed 1: +0.50; mean -0.25, sample std 1.06.
-    assert "| mlp | jax | -0.25 ± 1.06 | 2 | -1.00, +0.50 |" in table
+    # Seed 0: -1.00, seed 1: +0.50; mean -0.25, sample std 1.06, standard
+    # error 0.75, so t = -0.33.
+    assert "| mlp | jax | -0.25 ± 1.06 | 2 | -1.00, +0.50 | -0.33 |" in table
+    # One seed has no standard error.
+    one_seed = report.paired_difference_table(rows[1:3])
+    assert "| mlp | jax | -1.00 ± 0.00 | 1 | -1.00 | n/a |" in one_seed
     assert report.paired_difference_table(rows[-1:]) == ""
     text = report.markdown(rows[-1:])
     assert "paired by seed" not in text and "mlp svp" in text

@@ -272,6 +272,15 @@ def accuracy_table(rows, benchmark="accuracy", key="architecture"):
     return _table(header, lines)
 
 
+def _paired_t(values):
+    """The mean over its standard error; "n/a" where that is undefined (one
+    seed, or differences that do not vary)."""
+    if len(values) < 2 or statistics.stdev(values) == 0:
+        return "n/a"
+    error = statistics.stdev(values) / math.sqrt(len(values))
+    return f"{statistics.fmean(values) / error:+.2f}"
+
+
 def _accuracy_label(row, rates, detail=None):
     """`"cnn"`, `"cnn svp"`, or `"cnn svp, Adam 0.008"` where rates differ."""
     label = row["architecture"] if detail is None else f"{row['architecture']} {detail}"
@@ -285,8 +294,11 @@ def paired_difference_table(rows):
 
     Both modes of a seed start from the same seed and see the same data, so
     the per-seed difference is less noisy than the difference of the two
-    means; the table shows its mean ± std, the seeds, and each difference.
-    Only seeds run in both modes count. Empty when there are none.
+    means; the table shows its mean ± std, the seeds, each difference, and
+    the mean over its standard error (the paired t statistic: compare it
+    with Student's t for one degree of freedom less than the seeds to ask
+    whether the difference is more than noise). Only seeds run in both
+    modes count. Empty when there are none.
     """
     accuracy = [row for row in rows if row["benchmark"] == "accuracy"]
     rates = {row.get("learning_rate") for row in accuracy}
@@ -309,11 +321,13 @@ def paired_difference_table(rows):
                 _mean_std(values, signed=True),
                 len(values),
                 ", ".join(f"{100 * value:+.2f}" for value in values),
+                _paired_t(values),
             ]
         )
     if not lines:
         return ""
     header = ["model", "backend", "SVP - BP, points", "seeds", "per seed"]
+    header.append("t = mean / standard error")
     return _table(header, lines)
 
 
