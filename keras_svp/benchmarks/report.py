@@ -326,8 +326,14 @@ def paired_difference_table(rows):
         )
     if not lines:
         return ""
-    header = ["model", "backend", "SVP - BP, points", "seeds", "per seed"]
-    header.append("t = mean / standard error")
+    header = [
+        "model",
+        "backend",
+        "SVP - BP, points",
+        "seeds",
+        "per seed",
+        "t = mean / standard error",
+    ]
     return _table(header, lines)
 
 
