@@ -275,10 +275,10 @@ def accuracy_table(rows, benchmark="accuracy", key="architecture"):
 def _paired_t(values):
     """The mean over its standard error; "n/a" where that is undefined (one
     seed, or differences that do not vary)."""
-    if len(values) < 2 or statistics.stdev(values) == 0:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    if std == 0:
         return "n/a"
-    error = statistics.stdev(values) / math.sqrt(len(values))
-    return f"{statistics.fmean(values) / error:+.2f}"
+    return f"{statistics.fmean(values) / (std / math.sqrt(len(values))):+.2f}"
 
 
 def _accuracy_label(row, rates, detail=None):
